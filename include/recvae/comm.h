@@ -1,0 +1,64 @@
+#pragma once
+// The communicator interface the trainer talks to, with one implementation per backend
+// (comm_mpi.cpp: CPU buffers over MPI; comm_nccl.cpp: CUDA buffers over NCCL). libtorch-free.
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace recvae {
+
+/// Rank, size and local rank of this process as MPI reports them (works under mpirun and srun).
+struct ProcessInfo {
+  int rank = 0;        ///< rank in MPI_COMM_WORLD
+  int size = 1;        ///< processes in MPI_COMM_WORLD
+  int local_rank = 0;  ///< rank among the processes of this node (MPI_COMM_TYPE_SHARED)
+  int local_size = 1;  ///< processes on this node
+};
+
+/// Collectives of one job. "Data" collectives act on float buffers in the backend's memory
+/// (host for MPI, device for NCCL); "control" collectives always act on host memory.
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  /// Backend name ("mpi", "nccl").
+  virtual std::string backend() const = 0;
+  /// This process's place in the job.
+  virtual const ProcessInfo& info() const = 0;
+  /// Rank of this process.
+  int rank() const { return info().rank; }
+  /// Number of processes.
+  int size() const { return info().size; }
+
+  /// In-place sum of a float buffer across ranks (backend memory).
+  virtual void allreduce_sum(float* data, std::size_t count) = 0;
+  /// In-place broadcast of a float buffer from `root` (backend memory).
+  virtual void broadcast(float* data, std::size_t count, int root) = 0;
+
+  /// In-place sum of host doubles across ranks (metric sums, checksums).
+  virtual void allreduce_sum_host(double* data, std::size_t count) = 0;
+  /// In-place element-wise max of host int64 values (flags, hashes compared as max == min).
+  virtual void allreduce_max_host(std::int64_t* data, std::size_t count) = 0;
+  /// In-place element-wise min of host int64 values.
+  virtual void allreduce_min_host(std::int64_t* data, std::size_t count) = 0;
+  /// Broadcast of host bytes from `root`.
+  virtual void broadcast_host(void* data, std::size_t bytes, int root) = 0;
+  /// Waits for every rank.
+  virtual void barrier() = 0;
+  /// Ends the whole job now (MPI_Abort) after printing `message` with this rank's number.
+  [[noreturn]] virtual void abort(int exit_code, const std::string& message) = 0;
+};
+
+/// Initialises MPI (idempotent; works without mpirun as a singleton) and reports this process.
+ProcessInfo init_process();
+/// Finalises MPI if this process initialised it.
+void finalize_process();
+
+/// The MPI backend (host buffers).
+std::unique_ptr<Communicator> make_mpi_communicator();
+/// The NCCL backend on CUDA device `device`; throws when the build has no NCCL.
+std::unique_ptr<Communicator> make_nccl_communicator(int device, double timeout_seconds);
+/// Whether this build includes the NCCL backend.
+bool nccl_available();
+
+}  // namespace recvae

@@ -1,0 +1,27 @@
+#pragma once
+// Distributed evaluation: every rank scores its own held-out users; only metric sums travel.
+#include <cstdint>
+#include <vector>
+
+#include "recvae/comm.h"
+#include "recvae/csr.h"
+#include "recvae/metrics.h"
+#include "recvae/model.h"
+
+namespace recvae {
+
+/// One rank's rows of a held-out split (fold-in input and holdout targets, rows aligned).
+struct HeldOutShard {
+  CsrMatrix fold_in;  ///< encoder input; also excluded from the ranking
+  CsrMatrix holdout;  ///< targets
+};
+
+/// Local metric sums of the model on a shard, scoring `batch_size` users at a time.
+MetricSums evaluate_model_local(RecVAE& model, const HeldOutShard& shard, std::int64_t batch_size,
+                                const torch::Device& device, int threads);
+/// Local metric sums of one shared score row (e.g. item popularity) on a shard.
+MetricSums evaluate_scores_local(const std::vector<float>& item_scores, const HeldOutShard& shard, int threads);
+/// Sums of all ranks (every rank receives them).
+MetricSums reduce_metrics(const MetricSums& local, Communicator& comm);
+
+}  // namespace recvae

@@ -1,0 +1,41 @@
+#pragma once
+// The run directory: resolved config, metrics.jsonl (one object per epoch), final.json.
+// Only the root rank writes; the other ranks hold a disabled RunLog.
+#include <cstdio>
+#include <string>
+
+#include "recvae/json.h"
+
+namespace recvae {
+
+/// Writes `content` to `path` through a temporary file, fsync and rename (never a partial file).
+void write_file_atomic(const std::string& path, const std::string& content);
+
+/// Files of one run directory.
+class RunLog {
+ public:
+  /// Creates `dir` (when enabled). Files of an earlier run found there are moved into
+  /// `dir/archive/<UTC time>/` rather than overwritten.
+  RunLog(std::string dir, bool enabled);
+  ~RunLog();
+  RunLog(const RunLog&) = delete;
+  RunLog& operator=(const RunLog&) = delete;
+
+  /// Whether this rank writes.
+  bool enabled() const { return enabled_; }
+  /// Path of a file inside the run directory.
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+  /// Writes config.yaml.
+  void write_config(const std::string& yaml) const;
+  /// Appends one line to metrics.jsonl and flushes it.
+  void append_epoch(const JsonObject& record);
+  /// Writes final.json.
+  void write_final(const JsonObject& record) const;
+
+ private:
+  std::string dir_;
+  bool enabled_;
+  std::FILE* metrics_ = nullptr;
+};
+
+}  // namespace recvae

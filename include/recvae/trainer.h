@@ -1,0 +1,80 @@
+#pragma once
+// The training run: data shards, model, optimiser groups, passes, gradient sync, the
+// encoder_old snapshot, evaluation and the run directory. Talks to the Communicator only.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "recvae/comm.h"
+#include "recvae/config.h"
+#include "recvae/metrics.h"
+#include "recvae/model.h"
+
+namespace recvae {
+
+/// Which optimiser groups a pass steps.
+enum class StepGroup { kEncoder, kDecoder, kBoth };
+
+/// Statistics of one pass, summed over all ranks.
+struct PassStats {
+  std::int64_t steps = 0;            ///< optimiser steps
+  std::int64_t users = 0;            ///< training users processed
+  double loss = 0;                   ///< mean per-user loss over the pass
+  double mll = 0;                    ///< mean per-user reconstruction log-likelihood
+  double kl = 0;                     ///< mean per-user KL estimate
+  double seconds = 0;                ///< wall time
+  std::int64_t allreduce_bytes = 0;  ///< bytes all-reduced per step
+};
+
+/// Outcome of a whole run (identical on every rank).
+struct RunResult {
+  int best_epoch = -1;           ///< 1-based epoch with the best validation NDCG@100
+  MetricSums best_validation;    ///< validation sums of that epoch
+  MetricSums test;               ///< test sums of the best model (users == 0 if not evaluated)
+  MetricSums popularity_validation, popularity_test;  ///< the popularity floor
+};
+
+/// One rank's part of a data-parallel RecVAE run.
+class Trainer {
+ public:
+  /// Loads this rank's shards, builds the model (identical on every rank) and the optimisers.
+  Trainer(const Config& config, Communicator& comm);
+  ~Trainer();
+
+  /// Runs every epoch, evaluates, writes the run directory (rank 0) and returns the result.
+  RunResult run();
+  /// One pass over the training users stepping `group` (pass index within the epoch for RNG).
+  PassStats train_pass(int epoch, int pass, StepGroup group, double dropout);
+  /// encoder_old <- encoder on every rank, then Note [Snapshot check].
+  void refresh_prior();
+  /// Throws std::runtime_error unless every rank holds bit-identical encoder, encoder_old and
+  /// decoder parameters (a collective: all ranks must call it).
+  void check_replicas_in_sync();
+  /// Validation (or test) metrics of the current model, summed over all ranks.
+  MetricSums evaluate(bool test_split);
+  /// Popularity baseline metrics, summed over all ranks.
+  MetricSums evaluate_popularity(bool test_split);
+  /// The model (tests inspect and perturb it).
+  RecVAE& model();
+  /// The device the model lives on.
+  torch::Device device() const;
+  /// Number of training users in the whole data set.
+  std::int64_t num_train_users() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace recvae
+
+namespace recvae {
+
+/// The communicator `config.dist` asks for: NCCL when this rank computes on a GPU and NCCL is
+/// built (backend auto|nccl), MPI otherwise. Initialises MPI.
+std::unique_ptr<Communicator> make_communicator(const Config& config);
+
+}  // namespace recvae
