@@ -87,9 +87,11 @@ void CsrMatrix::validate(const std::string& what) const {
     fail("indptr[rows] = " + std::to_string(indptr[rows]) + " but there are " + std::to_string(nnz()) +
          " non-zeros");
   for (std::int64_t i = 0; i < rows; ++i) {
+    if (indptr[i + 1] < indptr[i]) fail("indptr not monotone at row " + std::to_string(i));
+    if (indptr[i + 1] > nnz()) fail("indptr exceeds the number of non-zeros at row " + std::to_string(i));
+  }
+  for (std::int64_t i = 0; i < rows; ++i) {
     const std::int64_t b = indptr[i], e = indptr[i + 1];
-    if (e < b) fail("indptr not monotone at row " + std::to_string(i));
-    if (e > nnz()) fail("indptr exceeds the number of non-zeros at row " + std::to_string(i));
     for (std::int64_t k = b; k < e; ++k) {
       const std::int32_t c = indices[k];
       if (c < 0 || c >= cols)

@@ -269,6 +269,8 @@ std::string file_in(const std::string& path, std::initializer_list<const char*> 
 }
 
 constexpr std::int64_t kProgressEvery = 1 << 20;
+/// Inputs smaller than this are read without progress lines (they take well under a second).
+constexpr std::size_t kProgressMinBytes = std::size_t(32) << 20;
 
 // ---------------------------------------------------------------------------------------------
 // MovieLens
@@ -295,7 +297,7 @@ void parse_movielens(const MappedFile& f, Interactions& out, bool progress) {
   }
   reserve_for(out, f.size(), sample_line_length(f.begin(), f.end()), true);
   IntIdMap users, items;
-  Progress prog("reading " + f.path(), static_cast<std::int64_t>(f.size()), progress);
+  Progress prog("reading " + f.path(), static_cast<std::int64_t>(f.size()), progress && f.size() >= kProgressMinBytes);
   std::int64_t last_user_key = std::numeric_limits<std::int64_t>::min();
   std::uint32_t last_user = 0;
   std::string_view fld[4];
@@ -412,7 +414,7 @@ Interactions read_netflix(const std::vector<std::string>& paths, bool progress) 
     out.value.reserve(est);
   }
   IntIdMap users, items;
-  Progress prog("reading Netflix files", total_bytes, progress);
+  Progress prog("reading Netflix files", total_bytes, progress && total_bytes >= static_cast<std::int64_t>(kProgressMinBytes));
   std::int64_t done_bytes = 0;
   std::string_view fld[3];
   for (const std::string& file : files) {
@@ -475,7 +477,7 @@ void parse_string_ids(const MappedFile& f, char sep, bool header, Interactions& 
   }
   reserve_for(out, f.size(), sample_line_length(f.begin(), f.end()), value_col >= 0);
   StrIdMap users, items;
-  Progress prog("reading " + f.path(), static_cast<std::int64_t>(f.size()), progress);
+  Progress prog("reading " + f.path(), static_cast<std::int64_t>(f.size()), progress && f.size() >= kProgressMinBytes);
   std::string_view fld[3];
   std::string_view last_user_key;
   std::uint32_t last_user = 0;

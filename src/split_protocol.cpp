@@ -257,7 +257,7 @@ SplitData apply_protocol(Interactions&& in, const ProtocolOptions& o, bool verbo
   SplitMix64 holdout_rng(o.seed ^ 0xD1B54A32D192ED03ull);
   std::vector<std::int32_t> cols, fold_in, holdout;
   std::vector<std::uint32_t> scratch;
-  Progress prog("building splits", n_users, verbose);
+  Progress prog("building splits", n_users, verbose && n_users >= 100000);
   for (std::int64_t r = 0; r < n_users; ++r) {
     const std::uint32_t u = kept_users[r];
     cols.clear();

@@ -157,7 +157,7 @@ Interactions generate_synthetic(const SynthOptions& o, bool progress) {
   std::vector<std::uint32_t> stamp(I, 0);  // user index + 1 that last took the item
   std::vector<std::int64_t> uptr(U + 1, 0);
   std::vector<std::uint32_t> primary(U);
-  Progress prog("generating users", o.users, progress);
+  Progress prog("generating users", o.users, progress && o.users >= 100000);
   for (std::size_t u = 0; u < U; ++u) {
     const auto g1 = static_cast<std::uint32_t>(rng.below(K));
     std::uint32_t g2 = g1;

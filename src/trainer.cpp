@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 #include <thread>
 
@@ -104,6 +105,16 @@ JsonObject metrics_json(const MetricSums& m) {
 }
 
 }  // namespace
+
+std::vector<PassSpec> epoch_schedule(const TrainConfig& train) {
+  std::vector<PassSpec> passes;
+  if (!train.alternating) return {{StepGroup::kBoth, 0, train.dropout, false}};
+  for (int p = 0; p < train.encoder_passes; ++p)
+    passes.push_back({StepGroup::kEncoder, p, train.dropout, p + 1 == train.encoder_passes});
+  for (int p = 0; p < train.decoder_passes; ++p)
+    passes.push_back({StepGroup::kDecoder, train.encoder_passes + p, 0.0, false});
+  return passes;
+}
 
 std::unique_ptr<Communicator> make_communicator(const Config& config) {
   const ProcessInfo proc = init_process();
@@ -241,7 +252,7 @@ PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropo
     st.kl = sums[2] / sums[3];
   }
   st.seconds = seconds_since(t0);
-  st.allreduce_bytes = s.comm.size() == 1 ? 0 : (step_enc ? s.enc.bytes() : 0) + (step_dec ? s.dec.bytes() : 0);
+  st.allreduce_bytes = (step_enc ? s.enc.bytes() : 0) + (step_dec ? s.dec.bytes() : 0);
   return st;
 }
 
@@ -322,35 +333,37 @@ RunResult Trainer::run() {
     rec.add("epoch", epoch + 1);
     double train_seconds = 0;
     std::int64_t train_user_steps = 0, bytes_per_step = 0;
-    auto run_group = [&](const char* name, int passes, int first_pass, StepGroup g, double dropout) {
-      PassStats total;
-      for (int p = 0; p < passes; ++p) {
-        PassStats st = train_pass(epoch, first_pass + p, g, dropout);
-        if (s.root)
-          std::fprintf(stderr, "epoch %d/%d %s pass %d/%d: loss %.4f (mll %.3f, kl %.3f), %lld steps, %.2f s, %.0f users/s\n",
-                       epoch + 1, tc.epochs, name, p + 1, passes, st.loss, st.mll, st.kl,
-                       static_cast<long long>(st.steps), st.seconds, st.users / std::max(st.seconds, 1e-9));
-        total.loss += st.loss / passes;
-        total.mll += st.mll / passes;
-        total.kl += st.kl / passes;
-        total.seconds += st.seconds;
-        total.users += st.users;
-        total.steps += st.steps;
-        bytes_per_step = std::max(bytes_per_step, st.allreduce_bytes);
-      }
-      train_seconds += total.seconds;
-      train_user_steps += total.users;
-      JsonObject o;
-      o.add("loss", total.loss).add("mll", total.mll).add("kl", total.kl).add("seconds", total.seconds);
-      o.add("steps", total.steps);
-      rec.add(name, o);
+    struct PhaseTotal {
+      PassStats sum;
+      int passes = 0;
     };
-    if (tc.alternating) {
-      run_group("encoder", tc.encoder_passes, 0, StepGroup::kEncoder, tc.dropout);
-      refresh_prior();
-      run_group("decoder", tc.decoder_passes, tc.encoder_passes, StepGroup::kDecoder, 0.0);
-    } else {
-      run_group("joint", 1, 0, StepGroup::kBoth, tc.dropout);
+    std::map<std::string, PhaseTotal> phases;
+    for (const PassSpec& spec : epoch_schedule(tc)) {
+      const char* name = spec.group == StepGroup::kEncoder   ? "encoder"
+                         : spec.group == StepGroup::kDecoder ? "decoder"
+                                                             : "joint";
+      PassStats st = train_pass(epoch, spec.pass, spec.group, spec.dropout);
+      PhaseTotal& ph = phases[name];
+      ph.passes += 1;
+      ph.sum.loss += st.loss;
+      ph.sum.mll += st.mll;
+      ph.sum.kl += st.kl;
+      ph.sum.seconds += st.seconds;
+      ph.sum.steps += st.steps;
+      train_seconds += st.seconds;
+      train_user_steps += st.users;
+      bytes_per_step = std::max(bytes_per_step, st.allreduce_bytes);
+      if (s.root)
+        std::fprintf(stderr, "epoch %d/%d %s pass: loss %.4f (mll %.3f, kl %.3f), %lld steps, %.2f s, %.0f users/s\n",
+                     epoch + 1, tc.epochs, name, st.loss, st.mll, st.kl, static_cast<long long>(st.steps),
+                     st.seconds, st.users / std::max(st.seconds, 1e-9));
+      if (spec.refresh_prior_after) refresh_prior();
+    }
+    for (const auto& [name, ph] : phases) {
+      JsonObject o;
+      o.add("loss", ph.sum.loss / ph.passes).add("mll", ph.sum.mll / ph.passes).add("kl", ph.sum.kl / ph.passes);
+      o.add("seconds", ph.sum.seconds).add("steps", ph.sum.steps);
+      rec.add(name, o);
     }
     const auto te = Clock::now();
     const MetricSums val = evaluate(false);

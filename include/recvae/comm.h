@@ -54,8 +54,11 @@ ProcessInfo init_process();
 /// Finalises MPI if this process initialised it.
 void finalize_process();
 
-/// The MPI backend (host buffers).
+/// The MPI backend (host buffers) over MPI_COMM_WORLD.
 std::unique_ptr<Communicator> make_mpi_communicator();
+/// The MPI backend over MPI_COMM_SELF: a one-rank job inside a multi-rank one (tests compare
+/// distributed training against it).
+std::unique_ptr<Communicator> make_mpi_self_communicator();
 /// The NCCL backend on CUDA device `device`; throws when the build has no NCCL.
 std::unique_ptr<Communicator> make_nccl_communicator(int device, double timeout_seconds);
 /// Whether this build includes the NCCL backend.

@@ -18,6 +18,18 @@ namespace recvae {
 /// Which optimiser groups a pass steps.
 enum class StepGroup { kEncoder, kDecoder, kBoth };
 
+/// One pass of an epoch's schedule.
+struct PassSpec {
+  StepGroup group;           ///< optimiser group(s) stepped
+  int pass;                  ///< index within the epoch (part of the RNG stream key)
+  double dropout;            ///< input dropout rate of the pass
+  bool refresh_prior_after;  ///< encoder_old <- encoder once this pass ends
+};
+
+/// The passes of one epoch: alternating = encoder passes with dropout, refresh, decoder passes
+/// without dropout; otherwise one joint pass with dropout and no refresh (spec: Training).
+std::vector<PassSpec> epoch_schedule(const TrainConfig& train);
+
 /// Statistics of one pass, summed over all ranks.
 struct PassStats {
   std::int64_t steps = 0;            ///< optimiser steps

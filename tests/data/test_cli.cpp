@@ -4,7 +4,7 @@
 #include <filesystem>
 
 #include "recvae/h5_dataset.h"
-#include "test_util.h"
+#include "../test_util.h"
 
 namespace fs = std::filesystem;
 using namespace recvae;
@@ -125,10 +125,10 @@ TEST(Cli, BadInputExitsWithTwo) {
   write_text(dir + "/nan.csv", "userId,movieId,rating,timestamp\n1,2,4,0\n1,3,good,0\n");
   expect_input_error(kPrep + " --format movielens --input " + dir + "/nan.csv" + out, dir + "/nan.csv:3: non-numeric rating");
   write_text(dir + "/low.csv", "userId,movieId,rating,timestamp\n1,2,1,0\n1,3,2,0\n2,2,3,0\n");
-  expect_input_error(kPrep + " --quiet --format movielens --input " + dir + "/low.csv" + out, dir + "/low.csv");
+  expect_input_error(kPrep + " --format movielens --input " + dir + "/low.csv" + out, dir + "/low.csv");
   write_text(dir + "/few/ratings.csv", ml_csv(30));
   expect_input_error(kPrep + " --quiet --format movielens --input " + dir + "/few --heldout-users 15" + out, "heldout-users");
-  expect_input_error(kPrep + " --quiet --format movielens --input " + dir + "/few" + out, "heldout-users");  // default 10000
+  expect_input_error(kPrep + " --format movielens --input " + dir + "/few" + out, "heldout-users");  // default 10000
   expect_input_error(kPrep + " --format parquet --input " + dir + "/few" + out, "unknown format");
   expect_input_error(kPrep + " --format movielens --input " + dir + "/few", "--output");
   expect_input_error(kPrep + " --format movielens --bogus 1", "unknown option");

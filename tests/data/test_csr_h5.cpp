@@ -6,7 +6,7 @@
 
 #include "h5_fixtures.h"
 #include "recvae/error.h"
-#include "test_util.h"
+#include "../test_util.h"
 
 namespace fs = std::filesystem;
 using namespace recvae;

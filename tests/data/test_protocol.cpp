@@ -224,12 +224,12 @@ TEST(Protocol, DeterministicForSeed) {
 }
 
 TEST(Protocol, Errors) {
-  const Interactions raw = random_interactions(50, 20, 10, 1);
+  const Interactions raw = random_interactions(50, 40, 30, 1);
   // 2n must be < users left.
   std::size_t kept = 0;
   for (auto& [u, s] : positives(raw, 3.5)) kept += s.size() >= 5;
   ASSERT_GT(kept, 4u);
-  ProtocolOptions o = options(static_cast<std::int64_t>(kept / 2), 1);
+  ProtocolOptions o = options(static_cast<std::int64_t>((kept + 1) / 2), 1);
   try {
     apply_protocol(Interactions(raw), o, false);
     ADD_FAILURE() << "no error";

@@ -7,7 +7,7 @@
 
 #include "recvae/error.h"
 #include "recvae/raw_readers.h"
-#include "test_util.h"
+#include "../test_util.h"
 
 using namespace recvae;
 using namespace recvae::testing;

@@ -1,0 +1,37 @@
+#include "fixtures.h"
+
+#include "recvae/h5_dataset.h"
+#include "recvae/synth.h"
+
+namespace recvae::testing {
+
+std::string make_synthetic_split(const std::string& dir, std::int64_t users, std::int64_t items,
+                                 std::int64_t heldout, std::uint64_t seed) {
+  SynthOptions o = synth_preset("tiny");
+  o.users = users;
+  o.items = items;
+  o.heldout_users = heldout;
+  o.mean_items = 30;
+  o.min_users_per_item = 3;
+  o.seed = seed;
+  const std::string path = dir + "/synthetic.h5";
+  write_split_file(path, apply_protocol(generate_synthetic(o, false), synth_protocol(o), false));
+  return path;
+}
+
+Config small_config(const std::string& data_path, const std::string& dir) {
+  Config c;
+  c.data.path = data_path;
+  c.model.hidden_dim = 64;
+  c.model.latent_dim = 16;
+  c.train.batch_size = 100;
+  c.train.epochs = 2;
+  c.train.threads = 1;
+  c.output.dir = dir + "/run";
+  c.output.progress_seconds = 0;
+  c.eval.batch_size = 128;
+  c.dist.device = "cpu";
+  return c;
+}
+
+}  // namespace recvae::testing

@@ -1,0 +1,193 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "../common/fixtures.h"
+#include "../test_util.h"
+#include "recvae/comm.h"
+#include "recvae/trainer.h"
+
+namespace recvae {
+namespace {
+
+using testing::make_synthetic_split;
+using testing::scratch_dir;
+using testing::small_config;
+
+std::vector<torch::Tensor> snapshot(const std::vector<torch::Tensor>& ps) {
+  std::vector<torch::Tensor> out;
+  for (auto& p : ps) out.push_back(p.detach().clone());
+  return out;
+}
+
+bool all_equal(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!torch::equal(a[i], b[i])) return false;
+  return true;
+}
+
+bool none_equal(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  for (size_t i = 0; i < a.size(); ++i)
+    if (torch::equal(a[i], b[i])) return false;
+  return true;
+}
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(scratch_dir("trainer"));
+    data_ = new std::string(make_synthetic_split(*dir_));
+  }
+  static void TearDownTestSuite() {
+    delete dir_;
+    delete data_;
+  }
+  static std::string* dir_;
+  static std::string* data_;
+};
+std::string* TrainerTest::dir_ = nullptr;
+std::string* TrainerTest::data_ = nullptr;
+
+TEST(Schedule, AlternatingAndJoint) {
+  TrainConfig t;
+  auto s = epoch_schedule(t);
+  ASSERT_EQ(s.size(), 4u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(s[i].group, StepGroup::kEncoder);
+    EXPECT_DOUBLE_EQ(s[i].dropout, 0.5);  // dropout only in encoder passes
+    EXPECT_EQ(s[i].pass, i);
+    EXPECT_EQ(s[i].refresh_prior_after, i == 2);  // once per epoch, right after the encoder passes
+  }
+  EXPECT_EQ(s[3].group, StepGroup::kDecoder);
+  EXPECT_DOUBLE_EQ(s[3].dropout, 0.0);
+  EXPECT_FALSE(s[3].refresh_prior_after);
+  t.alternating = false;
+  s = epoch_schedule(t);
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].group, StepGroup::kBoth);
+  EXPECT_DOUBLE_EQ(s[0].dropout, 0.5);
+  EXPECT_FALSE(s[0].refresh_prior_after);  // the joint variant never refreshes encoder_old
+}
+
+TEST_F(TrainerTest, PassesStepOnlyTheirGroupAndEncoderOldOnlyMovesOnRefresh) {
+  auto comm = make_mpi_communicator();
+  Trainer t(small_config(*data_, scratch_dir("groups")), *comm);
+  auto& m = t.model();
+  auto enc0 = snapshot(m->encoder_parameters()), dec0 = snapshot(m->decoder_parameters());
+  auto old0 = snapshot(m->encoder_old->parameters());
+
+  PassStats st = t.train_pass(0, 0, StepGroup::kEncoder, 0.5);
+  EXPECT_GT(st.steps, 0);
+  EXPECT_TRUE(none_equal(enc0, m->encoder_parameters()));
+  EXPECT_TRUE(all_equal(dec0, m->decoder_parameters()));
+  EXPECT_TRUE(all_equal(old0, m->encoder_old->parameters()));
+  EXPECT_EQ(st.allreduce_bytes, 4 * [&] {
+    std::int64_t n = 0;
+    for (auto& p : m->encoder_parameters()) n += p.numel();
+    return n;
+  }());
+
+  t.refresh_prior();
+  EXPECT_TRUE(all_equal(snapshot(m->encoder_parameters()), m->encoder_old->parameters()));
+
+  auto enc1 = snapshot(m->encoder_parameters());
+  auto old1 = snapshot(m->encoder_old->parameters());
+  t.train_pass(0, 3, StepGroup::kDecoder, 0.0);
+  EXPECT_TRUE(all_equal(enc1, m->encoder_parameters()));
+  EXPECT_TRUE(none_equal(dec0, m->decoder_parameters()));
+  EXPECT_TRUE(all_equal(old1, m->encoder_old->parameters()));
+  for (auto& p : m->encoder_old->parameters()) EXPECT_FALSE(p.requires_grad());
+
+  auto enc2 = snapshot(m->encoder_parameters()), dec2 = snapshot(m->decoder_parameters());
+  t.train_pass(1, 0, StepGroup::kBoth, 0.5);
+  EXPECT_TRUE(none_equal(enc2, m->encoder_parameters()));
+  EXPECT_TRUE(none_equal(dec2, m->decoder_parameters()));
+}
+
+TEST_F(TrainerTest, SameSeedSameModelOtherSeedOtherModel) {
+  auto comm = make_mpi_communicator();
+  Config c = small_config(*data_, scratch_dir("seed"));
+  Trainer a(c, *comm), b(c, *comm);
+  a.train_pass(0, 0, StepGroup::kEncoder, 0.5);
+  b.train_pass(0, 0, StepGroup::kEncoder, 0.5);
+  EXPECT_TRUE(all_equal(snapshot(a.model()->parameters()), b.model()->parameters()));
+  c.train.seed = 99;
+  Trainer other(c, *comm);
+  other.train_pass(0, 0, StepGroup::kEncoder, 0.5);
+  EXPECT_FALSE(all_equal(snapshot(a.model()->parameters()), other.model()->parameters()));
+}
+
+TEST_F(TrainerTest, NonFiniteLossStopsTrainingNamingEpochAndStep) {
+  auto comm = make_mpi_communicator();
+  Trainer t(small_config(*data_, scratch_dir("nan")), *comm);
+  {
+    torch::NoGradGuard g;
+    t.model()->decoder->bias.fill_(std::numeric_limits<float>::quiet_NaN());
+  }
+  try {
+    t.train_pass(4, 1, StepGroup::kEncoder, 0.5);
+    FAIL() << "expected a non-finite loss error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite loss"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("epoch 5, pass 2, step 1"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(TrainerTest, ShortRunBeatsPopularityAndWritesTheRunDirectory) {
+  auto comm = make_mpi_communicator();
+  const std::string dir = scratch_dir("quality");
+  Config c = small_config(*data_, dir);
+  c.model.hidden_dim = 128;
+  c.model.latent_dim = 32;
+  c.train.epochs = 6;
+  c.train.lr = 2e-3;
+  Trainer t(c, *comm);
+  RunResult r = t.run();
+  EXPECT_GT(r.test.users, 100);
+  EXPECT_GT(r.best_epoch, 0);
+  // Planted taste groups: a trained RecVAE must clearly beat the popularity ranking.
+  EXPECT_GT(r.test.mean_ndcg100(), r.popularity_test.mean_ndcg100() + 0.05)
+      << "recvae " << r.test.mean_ndcg100() << " popularity " << r.popularity_test.mean_ndcg100();
+
+  std::ifstream metrics(c.output.dir + "/metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    ++lines;
+    EXPECT_NE(line.find("\"validation\": {\"ndcg@100\""), std::string::npos);
+    EXPECT_NE(line.find("\"train_users_per_second\""), std::string::npos);
+  }
+  EXPECT_EQ(lines, 6);
+  std::ifstream fin(c.output.dir + "/final.json");
+  std::stringstream ss;
+  ss << fin.rdbuf();
+  for (const char* key : {"\"ndcg@100\"", "\"recall@20\"", "\"recall@50\"", "\"popularity\"", "\"best_epoch\""})
+    EXPECT_NE(ss.str().find(key), std::string::npos) << key;
+  EXPECT_TRUE(testing::file_exists(c.output.dir + "/config.yaml"));
+  EXPECT_TRUE(testing::file_exists(c.output.dir + "/best_model.pt"));
+  EXPECT_NO_THROW(load_config(c.output.dir + "/config.yaml"));
+}
+
+TEST_F(TrainerTest, CliReportsBadInputWithExitCode2) {
+  const std::string dir = scratch_dir("cli");
+  testing::write_text(dir + "/bad_key.yaml", "data: {path: " + *data_ + "}\ntrain: {learning_rate: 1}\n");
+  auto r = testing::run_command(std::string(RECVAE_DIST_BIN) + " " + dir + "/bad_key.yaml");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("unknown config key 'train.learning_rate'"), std::string::npos) << r.output;
+
+  testing::write_text(dir + "/missing.yaml", "data: {path: " + dir + "/nope.h5}\noutput: {dir: " + dir + "/run}\n");
+  r = testing::run_command(std::string(RECVAE_DIST_BIN) + " " + dir + "/missing.yaml");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("nope.h5"), std::string::npos) << r.output;
+
+  r = testing::run_command(std::string(RECVAE_DIST_BIN) + " " + dir + "/missing.yaml --set train.dropout=1.5");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("'train.dropout'"), std::string::npos) << r.output;
+
+  r = testing::run_command(std::string(RECVAE_DIST_BIN) + " --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("usage: recvae_dist"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace recvae
