@@ -1,5 +1,7 @@
 #include "recvae/trainer.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -106,6 +108,11 @@ JsonObject metrics_json(const MetricSums& m) {
 
 }  // namespace
 
+void configure_host_allocator() {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
 std::vector<PassSpec> epoch_schedule(const TrainConfig& train) {
   std::vector<PassSpec> passes;
   if (!train.alternating) return {{StepGroup::kBoth, 0, train.dropout, false}};
@@ -194,7 +201,7 @@ RecVAE& Trainer::model() { return impl_->model; }
 torch::Device Trainer::device() const { return impl_->device; }
 std::int64_t Trainer::num_train_users() const { return impl_->train_users; }
 
-PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropout) {
+PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropout, std::int64_t max_steps) {
   Impl& s = *impl_;
   const auto t0 = Clock::now();
   const bool step_enc = group != StepGroup::kDecoder, step_dec = group != StepGroup::kEncoder;
@@ -204,7 +211,8 @@ PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropo
   BatchPlan plan(pass_permutation(s.train_users, s.cfg.train.seed, epoch, pass), s.cfg.train.batch_size,
                  s.train_range.lo, s.train_range.hi);
   std::int64_t steps = plan.num_batches();
-  if (s.cfg.train.max_steps_per_pass > 0) steps = std::min(steps, s.cfg.train.max_steps_per_pass);
+  if (max_steps <= 0) max_steps = s.cfg.train.max_steps_per_pass;
+  if (max_steps > 0) steps = std::min(steps, max_steps);
 
   const BatchNoise noise_base{s.cfg.train.seed, epoch, pass, dropout, s.cfg.model.latent_dim};
   const KlWeight kl{s.cfg.train.gamma, s.cfg.train.beta};

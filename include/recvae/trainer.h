@@ -58,8 +58,9 @@ class Trainer {
 
   /// Runs every epoch, evaluates, writes the run directory (rank 0) and returns the result.
   RunResult run();
-  /// One pass over the training users stepping `group` (pass index within the epoch for RNG).
-  PassStats train_pass(int epoch, int pass, StepGroup group, double dropout);
+  /// One pass over the training users stepping `group` (pass index within the epoch for RNG);
+  /// max_steps > 0 stops it early (benchmarks), otherwise train.max_steps_per_pass applies.
+  PassStats train_pass(int epoch, int pass, StepGroup group, double dropout, std::int64_t max_steps = 0);
   /// encoder_old <- encoder on every rank, then Note [Snapshot check].
   void refresh_prior();
   /// Throws std::runtime_error unless every rank holds bit-identical encoder, encoder_old and
@@ -84,6 +85,11 @@ class Trainer {
 }  // namespace recvae
 
 namespace recvae {
+
+/// Keeps large host allocations on glibc's heap instead of fresh mmaps: every training step
+/// allocates and frees tensors of tens of MB (logits, the W1 gradient), and an mmap per step
+/// costs a page fault per 4 KiB. Binaries call it once at start-up (it is process-wide).
+void configure_host_allocator();
 
 /// The communicator `config.dist` asks for: NCCL when this rank computes on a GPU and NCCL is
 /// built (backend auto|nccl), MPI otherwise. Initialises MPI.

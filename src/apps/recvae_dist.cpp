@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
     return recvae::kExitInputError;
   }
 
+  recvae::configure_host_allocator();
   std::unique_ptr<recvae::Communicator> comm;
   int code = 0;
   std::string message;

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# run_local.sh: runs recvae_dist on this machine, on one rank or on N ranks through mpirun.
+#
+#   launch/run_local.sh [-n RANKS] CONFIG.yaml [--set section.key=value ...]
+#
+# - 1 rank: runs build/recvae_dist directly (no MPI launcher needed).
+# - N > 1 ranks: `mpirun -np N --bind-to none ...`, adding --allow-run-as-root when run as root and
+#   --oversubscribe when N exceeds the number of cores.
+# - Unless train.threads is given with --set (or is non-zero in the config's train: section), sets
+#   train.threads = max(1, cores / N) so that ranks x threads never exceeds the cores.
+#
+# Environment:
+#   RECVAE_BIN    trainer binary (default: <repo>/build/recvae_dist)
+#   MPIRUN        MPI launcher (default: mpirun)
+#   MPIRUN_ARGS   extra launcher arguments, word-split (e.g. "--mca btl self,vader")
+#   RECVAE_DRY_RUN=1  print the command instead of running it (same as --dry-run)
+set -euo pipefail
+
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_dir=$(cd "$script_dir/.." && pwd)
+
+usage() {
+  cat <<EOF
+usage: launch/run_local.sh [-n RANKS] [--dry-run] CONFIG.yaml [--set section.key=value ...]
+
+Runs the RecVAE trainer locally: directly for 1 rank, through mpirun for more.
+Everything after CONFIG.yaml is passed to recvae_dist (e.g. --set train.epochs=5).
+
+  -n, --ranks N   number of MPI ranks (default 1)
+  --dry-run       print the command that would run and exit
+  -h, --help      this text
+
+train.threads defaults to max(1, cores/N) here (cores = $(nproc)), unless you set it with
+--set train.threads=T or in the config. Binary: \${RECVAE_BIN:-build/recvae_dist}; launcher:
+\${MPIRUN:-mpirun} with \$MPIRUN_ARGS appended. Exit status: that of the trainer (0 ok, 2 bad
+input, 1 runtime failure, 3 checkpointed after a signal - planned).
+EOF
+}
+
+ranks=1
+dry_run=${RECVAE_DRY_RUN:-0}
+config=""
+passthrough=()
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    -n|--ranks|-np)
+      [[ $# -ge 2 ]] || { echo "run_local.sh: $1 needs a value" >&2; exit 2; }
+      ranks=$2; shift 2 ;;
+    -n*) ranks=${1#-n}; shift ;;
+    --ranks=*) ranks=${1#--ranks=}; shift ;;
+    --dry-run) dry_run=1; shift ;;
+    --set)
+      [[ $# -ge 2 ]] || { echo "run_local.sh: --set needs section.key=value" >&2; exit 2; }
+      passthrough+=("--set" "$2"); shift 2 ;;
+    --set=*) passthrough+=("--set" "${1#--set=}"); shift ;;
+    --) shift; passthrough+=("$@"); break ;;
+    -*)
+      # Unknown options go to the trainer (it reports what it does not know).
+      passthrough+=("$1"); shift ;;
+    *)
+      if [[ -z "$config" ]]; then config=$1; else passthrough+=("$1"); fi
+      shift ;;
+  esac
+done
+
+if [[ -z "$config" ]]; then
+  usage >&2
+  exit 2
+fi
+if ! [[ "$ranks" =~ ^[1-9][0-9]*$ ]]; then
+  echo "run_local.sh: RANKS must be a positive integer, got '$ranks'" >&2
+  exit 2
+fi
+if [[ ! -f "$config" ]]; then
+  echo "run_local.sh: config file '$config' not found" >&2
+  exit 2
+fi
+
+bin=${RECVAE_BIN:-$repo_dir/build/recvae_dist}
+if [[ ! -x "$bin" ]]; then
+  echo "run_local.sh: trainer '$bin' not found or not executable (build it, or set RECVAE_BIN)" >&2
+  exit 2
+fi
+
+cores=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+
+# Did the user choose the thread count? Either on the command line ...
+user_threads=0
+for ((i = 0; i < ${#passthrough[@]}; i++)); do
+  if [[ "${passthrough[$i]}" == "--set" && "${passthrough[$((i + 1))]:-}" == train.threads=* ]]; then
+    user_threads=1
+  fi
+done
+# ... or as a non-zero `threads:` inside the config's top-level `train:` section (0 = automatic).
+if [[ $user_threads -eq 0 ]]; then
+  cfg_threads=$(awk '
+    /^[^[:space:]#][^:]*:/ { section = $1; sub(/:.*/, "", section); next }
+    section == "train" && /^[[:space:]]+threads[[:space:]]*:/ {
+      v = $0; sub(/^[^:]*:[[:space:]]*/, "", v); sub(/[[:space:]]*#.*/, "", v); print v; exit
+    }' "$config")
+  if [[ -n "$cfg_threads" && "$cfg_threads" != "0" ]]; then
+    user_threads=1
+  fi
+fi
+
+threads_args=()
+if [[ $user_threads -eq 0 ]]; then
+  threads=$((cores / ranks))
+  ((threads >= 1)) || threads=1
+  threads_args=(--set "train.threads=$threads")
+  export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$threads}
+fi
+
+cmd=()
+if [[ $ranks -eq 1 ]]; then
+  cmd=("$bin" "$config" "${threads_args[@]}" "${passthrough[@]}")
+else
+  launcher=${MPIRUN:-mpirun}
+  if ! command -v "$launcher" >/dev/null 2>&1; then
+    echo "run_local.sh: '$launcher' not found; install openmpi-bin (launch/install_deps.sh) or set MPIRUN" >&2
+    exit 2
+  fi
+  cmd=("$launcher" -np "$ranks" --bind-to none)
+  if [[ $(id -u) -eq 0 ]]; then
+    cmd+=(--allow-run-as-root)
+  fi
+  if ((ranks > cores)); then
+    cmd+=(--oversubscribe)
+  fi
+  if [[ -n "${OMP_NUM_THREADS:-}" ]]; then
+    cmd+=(-x OMP_NUM_THREADS)
+  fi
+  if [[ -n "${MPIRUN_ARGS:-}" ]]; then
+    # shellcheck disable=SC2206  # word splitting is intended
+    extra=($MPIRUN_ARGS)
+    cmd+=("${extra[@]}")
+  fi
+  cmd+=("$bin" "$config" "${threads_args[@]}" "${passthrough[@]}")
+fi
+
+if [[ "$dry_run" == "1" ]]; then
+  printf '%q ' "${cmd[@]}"
+  echo
+  exit 0
+fi
+echo "run_local.sh: ${cmd[*]}" >&2
+exec "${cmd[@]}"

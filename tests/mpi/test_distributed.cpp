@@ -1,0 +1,183 @@
+// Multi-rank tests, run by CTest under mpirun -np 1, 2 and 3 (uneven shards). Every rank runs
+// every test; each compares a trainer over MPI_COMM_WORLD with a single-process trainer over
+// MPI_COMM_SELF on the same data (Note [World-size invariance]).
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <cmath>
+
+#include "../common/fixtures.h"
+#include "../test_util.h"
+#include "recvae/comm.h"
+#include "recvae/h5_dataset.h"
+#include "recvae/sharding.h"
+#include "recvae/trainer.h"
+
+namespace recvae {
+namespace {
+
+int world_rank() {
+  int r;
+  MPI_Comm_rank(MPI_COMM_WORLD, &r);
+  return r;
+}
+int world_size() {
+  int s;
+  MPI_Comm_size(MPI_COMM_WORLD, &s);
+  return s;
+}
+
+// A directory made by rank 0 and shared with the others.
+std::string shared_dir(const std::string& name) {
+  std::string dir = world_rank() == 0 ? testing::scratch_dir(name) : std::string();
+  int len = static_cast<int>(dir.size());
+  MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  dir.resize(static_cast<size_t>(len));
+  MPI_Bcast(dir.data(), len, MPI_CHAR, 0, MPI_COMM_WORLD);
+  return dir;
+}
+
+const std::string& data_file() {
+  static const std::string path = [] {
+    std::string dir = shared_dir("mpi_data");
+    std::string p = dir + "/synthetic.h5";
+    if (world_rank() == 0) testing::make_synthetic_split(dir, 700, 200, 90, 11);
+    MPI_Barrier(MPI_COMM_WORLD);
+    return p;
+  }();
+  return path;
+}
+
+// Largest relative difference ||a - b|| / ||b|| over the tensors.
+double max_relative_difference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double diff = (a[i] - b[i]).norm().item<double>(), ref = b[i].norm().item<double>();
+    worst = std::max(worst, diff / std::max(ref, 1e-12));
+  }
+  return worst;
+}
+
+Config config_for(const std::string& name, std::int64_t batch) {
+  Config c = testing::small_config(data_file(), shared_dir(name));
+  c.train.batch_size = batch;
+  c.train.max_steps_per_pass = 4;
+  c.train.threads = 1;
+  return c;
+}
+
+// k steps of the alternating schedule, on both trainers.
+void train_some(Trainer& t) {
+  t.train_pass(0, 0, StepGroup::kEncoder, 0.5);
+  t.train_pass(0, 1, StepGroup::kEncoder, 0.5);
+  t.refresh_prior();
+  t.train_pass(0, 2, StepGroup::kDecoder, 0.0);
+  t.train_pass(1, 0, StepGroup::kBoth, 0.5);
+}
+
+TEST(Distributed, ParametersEqualSingleProcessAfterSteps) {
+  Config c = config_for("steps", 37);  // 37 does not divide the users: uneven batches and shards
+  auto world = make_mpi_communicator();
+  auto self = make_mpi_self_communicator();
+  Trainer dist(c, *world), single(c, *self);
+  EXPECT_EQ(max_relative_difference(dist.model()->parameters(), single.model()->parameters()), 0.0);
+  train_some(dist);
+  train_some(single);
+  const double rel = max_relative_difference(dist.model()->parameters(), single.model()->parameters());
+  EXPECT_LE(rel, 1e-5) << "world size " << world_size();
+  EXPECT_GT(max_relative_difference(dist.model()->parameters(),
+                                    Trainer(c, *self).model()->parameters()), 1e-3);  // it did train
+}
+
+TEST(Distributed, RanksOwningNoUsersOfABatchStayInStep) {
+  // Batches of 2 users: with 3 ranks at least one rank owns none of every batch.
+  Config c = config_for("empty_share", 2);
+  c.train.max_steps_per_pass = 6;
+  auto world = make_mpi_communicator();
+  auto self = make_mpi_self_communicator();
+  Trainer dist(c, *world), single(c, *self);
+  train_some(dist);
+  train_some(single);
+  EXPECT_LE(max_relative_difference(dist.model()->parameters(), single.model()->parameters()), 1e-5);
+  EXPECT_NO_THROW(dist.check_replicas_in_sync());
+}
+
+TEST(Distributed, EvaluationEqualsSingleProcess) {
+  Config c = config_for("eval", 50);
+  auto world = make_mpi_communicator();
+  auto self = make_mpi_self_communicator();
+  Trainer dist(c, *world), single(c, *self);
+  train_some(dist);
+  train_some(single);
+  for (bool test_split : {false, true}) {
+    MetricSums d = dist.evaluate(test_split), s = single.evaluate(test_split);
+    EXPECT_EQ(d.users, s.users);
+    EXPECT_GT(d.users, 50);
+    EXPECT_NEAR(d.ndcg100, s.ndcg100, 1e-6 * s.ndcg100);
+    EXPECT_NEAR(d.recall20, s.recall20, 1e-6 * s.recall20);
+    EXPECT_NEAR(d.recall50, s.recall50, 1e-6 * s.recall50);
+    MetricSums dp = dist.evaluate_popularity(test_split), sp = single.evaluate_popularity(test_split);
+    EXPECT_EQ(dp.users, sp.users);
+    EXPECT_NEAR(dp.ndcg100, sp.ndcg100, 1e-9 * sp.ndcg100);
+  }
+}
+
+TEST(Distributed, ShardsAreUnevenButCoverEveryRowOnce) {
+  SplitFile file(data_file());
+  for (const char* split : {split::kTrain, split::kValidationFoldIn, split::kTestFoldIn}) {
+    RowRange r = shard_of(file, split, world_rank(), world_size());
+    std::int64_t rows[2] = {r.size(), r.lo};
+    std::int64_t total = rows[0];
+    MPI_Allreduce(MPI_IN_PLACE, &total, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
+    EXPECT_EQ(total, file.num_rows(split));
+    CsrMatrix part = file.read_rows(split, r.lo, r.hi);
+    EXPECT_EQ(part.rows, r.size());
+  }
+}
+
+TEST(Distributed, SnapshotCheckCatchesAPerturbedRank) {
+  if (world_size() < 2) GTEST_SKIP() << "needs two ranks";
+  Config c = config_for("perturb", 50);
+  auto world = make_mpi_communicator();
+  Trainer dist(c, *world);
+  EXPECT_NO_THROW(dist.check_replicas_in_sync());
+  if (world_rank() == 1) {
+    torch::NoGradGuard g;
+    dist.model()->encoder_old->parameters()[3].add_(1e-3);
+  }
+  // Every rank reaches the same verdict, so all of them throw (none waits for the others).
+  EXPECT_THROW(dist.check_replicas_in_sync(), std::runtime_error);
+}
+
+TEST(Distributed, WholeRunMatchesSingleProcessMetrics) {
+  Config c = config_for("run", 64);
+  c.train.max_steps_per_pass = 0;
+  c.train.epochs = 2;
+  c.eval.popularity_baseline = false;
+  auto world = make_mpi_communicator();
+  auto self = make_mpi_self_communicator();
+  RunResult d = Trainer(c, *world).run();
+  c.output.dir += "/single_" + std::to_string(world_rank());
+  c.output.progress_seconds = 0;
+  RunResult s = Trainer(c, *self).run();
+  EXPECT_EQ(d.best_epoch, s.best_epoch);
+  EXPECT_NEAR(d.test.mean_ndcg100(), s.test.mean_ndcg100(), 1e-4);
+  EXPECT_NEAR(d.best_validation.mean_ndcg100(), s.best_validation.mean_ndcg100(), 1e-4);
+}
+
+}  // namespace
+}  // namespace recvae
+
+int main(int argc, char** argv) {
+  recvae::init_process();
+  ::testing::InitGoogleTest(&argc, argv);
+  if (recvae::world_rank() != 0) {  // one rank reports; failures anywhere still fail the job below
+    auto& listeners = ::testing::UnitTest::GetInstance()->listeners();
+    delete listeners.Release(listeners.default_result_printer());
+  }
+  int rc = RUN_ALL_TESTS();
+  if (rc != 0) std::fprintf(stderr, "rank %d: tests failed\n", recvae::world_rank());
+  MPI_Allreduce(MPI_IN_PLACE, &rc, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+  recvae::finalize_process();
+  return rc;
+}
