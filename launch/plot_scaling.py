@@ -89,6 +89,7 @@ def main():
             if r["efficiency"] is not None:
                 ax_speed.annotate(f"{100 * r['efficiency']:.0f}%", (x, y),
                                   textcoords="offset points", xytext=(4, -12), fontsize=8)
+    ax_speed.margins(x=0.1)
     ax_speed.set_xlabel("ranks")
     ax_speed.set_ylabel(f"speedup vs {n0} rank(s) (seconds per epoch)")
     ax_speed.set_title("speedup (labels: efficiency)")
@@ -109,6 +110,7 @@ def main():
     else:
         ax_ndcg.text(0.5, 0.5, "no test NDCG@100 recorded", ha="center", va="center",
                      transform=ax_ndcg.transAxes)
+    ax_ndcg.margins(x=0.1)
     ax_ndcg.set_xlabel("ranks")
     ax_ndcg.set_ylabel("test NDCG@100 (best epoch)")
     ax_ndcg.set_title("quality across world sizes")

@@ -23,7 +23,8 @@ Usage:
   python3 launch/reference_step_bench.py [--threads 1] [--steps 5] [--warmup 1] [--batch-size 500]
       [--users 116677] [--items 20108] [--mean-items 70] [--eval-users 2000] [--json FILE]
 
-Needs Debian's python3-torch (1.13, `apt-get install -y python3-torch`) and python3-numpy; on
+Needs Debian's python3-torch (1.13, `apt-get install -y python3-torch`) and python3-numpy;
+python3-scipy is used when present (the reference holds its data as scipy CSR, float64). On
 machines where `python3` is another interpreter (pyenv, venv) run it with /usr/bin/python3.
 Leave OPENBLAS_CORETYPE as the environment sets it.
 """
@@ -42,6 +43,10 @@ try:
 except ImportError:  # pragma: no cover - depends on the machine
     sys.exit("reference_step_bench.py: numpy missing: apt-get install -y python3-numpy "
              "(and run with /usr/bin/python3)")
+try:
+    from scipy import sparse  # the reference keeps its data as scipy CSR (float64)
+except ImportError:  # pragma: no cover - numpy fallback below
+    sparse = None
 try:
     import torch
     import torch.nn as nn
@@ -62,13 +67,26 @@ class Csr:
         self.indices = indices
         self.n_rows = len(indptr) - 1
         self.n_cols = n_cols
+        self._scipy = None
 
     @property
     def nnz(self):
         return int(self.indptr[-1])
 
+    def to_scipy(self):
+        """The same matrix as the reference holds it: scipy CSR with float64 ones."""
+        if self._scipy is None and sparse is not None:
+            self._scipy = sparse.csr_matrix(
+                (np.ones(self.nnz, dtype=np.float64), self.indices, self.indptr),
+                shape=(self.n_rows, self.n_cols))
+        return self._scipy
+
     def dense_rows(self, rows):
-        """Rows as a dense float32 array, like scipy's csr[rows].toarray() in the reference."""
+        """Rows as a dense array: scipy's csr[rows].toarray() (float64) as in the reference, or
+        an equivalent numpy densification (float32) when scipy is missing."""
+        mat = self.to_scipy()
+        if mat is not None:
+            return mat[rows].toarray()
         out = np.zeros((len(rows), self.n_cols), dtype=np.float32)
         starts = self.indptr[rows]
         ends = self.indptr[rows + 1]
@@ -255,18 +273,19 @@ def ndcg_at_k(top_idx, holdout_rows, k):
     return scores
 
 
-def time_validation(model, fold_in, holdout, batch_size, k=100):
+def time_validation(model, fold_in, holdout, batch_size, k=100, n_users=None):
     """Reference-style scoring: dense fold-in, eval forward, fold-in -> -inf, top k, NDCG@k."""
     model.eval()
+    n_users = fold_in.n_rows if n_users is None else min(n_users, fold_in.n_rows)
     t0 = time.perf_counter()
     scores = []
-    for begin in range(0, fold_in.n_rows, batch_size):
-        rows = np.arange(begin, min(begin + batch_size, fold_in.n_rows))
+    for begin in range(0, n_users, batch_size):
+        rows = np.arange(begin, min(begin + batch_size, n_users))
         dense_in = fold_in.dense_rows(rows)
         ratings_in = torch.Tensor(dense_in)
         pred = model(ratings_in, calculate_loss=False)  # the reference does not use no_grad
         pred = pred.detach()
-        pred[torch.from_numpy(dense_in) > 0] = -float("inf")
+        pred[torch.from_numpy(dense_in > 0)] = -float("inf")
         top = torch.topk(pred, k, dim=1).indices.numpy()
         hold = [holdout.indices[holdout.indptr[r]:holdout.indptr[r + 1]] for r in rows]
         scores.extend(ndcg_at_k(top, hold, k))
@@ -322,8 +341,7 @@ def main():
     eval_users = fold_in.n_rows if args.eval_users > 0 else 0
     if eval_users:
         # One untimed batch first, so allocation warm-up does not count.
-        time_validation(model, Csr(fold_in.indptr[:2], fold_in.indices, fold_in.n_cols),
-                        holdout, args.batch_size)
+        time_validation(model, fold_in, holdout, args.batch_size, n_users=1)
         val_seconds, val_ndcg = time_validation(model, fold_in, holdout, args.batch_size)
     else:
         val_seconds, val_ndcg = float("nan"), float("nan")

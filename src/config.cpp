@@ -67,6 +67,9 @@ class Schema {
     str("output.dir", c.output.dir, {});
     flag("output.save_model", c.output.save_model);
     num("output.progress_seconds", c.output.progress_seconds, 0.0, 1e9);
+    num("output.checkpoint_every", c.output.checkpoint_every, 0, 1000000);
+    num("output.checkpoint_keep", c.output.checkpoint_keep, 1, 1000);
+    flag("output.auto_resume", c.output.auto_resume);
 
     str("dist.backend", c.dist.backend, {"auto", "nccl", "mpi"});
     str("dist.device", c.dist.device, {"auto", "cpu", "cuda"});

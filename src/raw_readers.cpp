@@ -281,6 +281,8 @@ void parse_movielens(const MappedFile& f, Interactions& out, bool progress) {
   // Detect the layout from the first non-empty line.
   const char* probe = f.begin();
   while (probe < f.end() && (*probe == '\n' || *probe == '\r')) ++probe;
+  // An empty file maps to a null view: memchr must not see a null pointer, even for 0 bytes.
+  if (probe == f.end()) throw InputError(f.path() + ": empty file");
   const char* probe_end = static_cast<const char*>(std::memchr(probe, '\n', static_cast<std::size_t>(f.end() - probe)));
   std::string_view first(probe, static_cast<std::size_t>((probe_end ? probe_end : f.end()) - probe));
   if (first.empty()) throw InputError(f.path() + ": empty file");
@@ -617,12 +619,23 @@ SplitData read_liang_dir(const std::string& dir) {
   auto name_of = [&](std::int64_t uid) {
     return uid < static_cast<std::int64_t>(uids.size()) ? uids[static_cast<std::size_t>(uid)] : std::to_string(uid);
   };
+  // Every uid in [lo, hi] becomes a row. Consecutive uids (or a unique_uid.txt naming them) keep the
+  // row count within the input's size; a stray huge uid must not make us allocate (or overflow) rows.
+  auto check_span = [&](std::int64_t lo, std::int64_t hi, std::size_t interactions, const std::string& files) {
+    const auto limit = static_cast<std::int64_t>(interactions + uids.size());
+    if (hi - lo >= limit)
+      throw InputError(files + ": uids span [" + std::to_string(lo) + ", " + std::to_string(hi) + "] for only " +
+                       std::to_string(interactions) + " interactions (and " + std::to_string(uids.size()) +
+                       " ids in unique_uid.txt): uids must be consecutive");
+  };
 
   {
     const std::string f = at("train.csv");
     UidSid t = read_uid_sid(f);
     if (t.uid.empty()) throw InputError(f + ": no interactions");
-    const std::int64_t rows = *std::max_element(t.uid.begin(), t.uid.end()) + 1;
+    const std::int64_t max_uid = *std::max_element(t.uid.begin(), t.uid.end());
+    check_span(0, max_uid, t.uid.size(), f);
+    const std::int64_t rows = max_uid + 1;
     out.train = to_csr(t, 0, rows, cols, f);
     for (std::int64_t u = 0; u < rows; ++u) out.train_user_ids.push_back(name_of(u));
   }
@@ -641,6 +654,7 @@ SplitData read_liang_dir(const std::string& dir) {
         lo = std::min(lo, u);
         hi = std::max(hi, u);
       }
+    check_span(lo, hi, tr.uid.size() + te.uid.size(), ftr + " and " + fte);
     const std::int64_t rows = hi - lo + 1;
     fold_in = to_csr(tr, lo, rows, cols, ftr);
     holdout = to_csr(te, lo, rows, cols, fte);

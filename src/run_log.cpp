@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <ctime>
+#include <fstream>
 #include <filesystem>
 #include <stdexcept>
 
@@ -33,12 +35,39 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   }
 }
 
-RunLog::RunLog(std::string dir, bool enabled) : dir_(std::move(dir)), enabled_(enabled) {
+namespace {
+
+// Epoch number of a metrics.jsonl record ({"epoch": N, ...}), or -1.
+int record_epoch(const std::string& line) {
+  const std::string key = "{\"epoch\": ";
+  if (line.compare(0, key.size(), key) != 0) return -1;
+  return std::atoi(line.c_str() + key.size());
+}
+
+}  // namespace
+
+RunLog::RunLog(std::string dir, bool enabled, bool resume, int resume_epochs)
+    : dir_(std::move(dir)), enabled_(enabled) {
   if (!enabled_) return;
   std::error_code ec;
   fs::create_directories(dir_, ec);
   if (ec) throw std::runtime_error("cannot create run directory " + dir_ + ": " + ec.message());
-  const char* outputs[] = {"metrics.jsonl", "final.json", "config.yaml", "best_model.pt"};
+  if (resume) {
+    // Records written after the checkpoint (a crash between the two) are dropped: the resumed run
+    // writes those epochs again.
+    std::string kept;
+    std::ifstream in(path("metrics.jsonl"));
+    for (std::string line; std::getline(in, line);) {
+      const int e = record_epoch(line);
+      if (e >= 1 && e <= resume_epochs) kept += line + "\n";
+    }
+    in.close();
+    write_file_atomic(path("metrics.jsonl"), kept);
+    metrics_ = std::fopen(path("metrics.jsonl").c_str(), "a");
+    if (!metrics_) throw std::runtime_error("cannot append to " + path("metrics.jsonl"));
+    return;
+  }
+  const char* outputs[] = {"metrics.jsonl", "final.json", "config.yaml", "best_model.pt", "checkpoints"};
   bool earlier = false;
   for (const char* f : outputs) earlier = earlier || fs::exists(path(f));
   if (earlier) {

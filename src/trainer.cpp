@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -13,11 +14,13 @@
 #include <thread>
 
 #include "recvae/batch_plan.h"
+#include "recvae/checkpoint.h"
 #include "recvae/error.h"
 #include "recvae/evaluator.h"
 #include "recvae/h5_dataset.h"
 #include "recvae/run_log.h"
 #include "recvae/sharding.h"
+#include "recvae/stop_signal.h"
 
 namespace recvae {
 
@@ -37,17 +40,15 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 torch::Device pick_device(const DistConfig& dist, const ProcessInfo& proc) {
-  const bool cuda = torch::cuda::is_available();
   if (dist.device == "cpu") return torch::kCPU;
-  if (dist.device == "cuda" || cuda) {
-    const int count = cuda ? static_cast<int>(torch::cuda::device_count()) : 0;
-    if (proc.local_rank < count) return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(proc.local_rank));
-    if (dist.device == "auto" && dist.allow_cpu) return torch::kCPU;
-    throw InputError("rank " + std::to_string(proc.rank) + " (local rank " + std::to_string(proc.local_rank) +
-                     ") has no GPU of its own (" + std::to_string(count) +
-                     " visible); start fewer ranks per node or set dist.device=cpu");
-  }
-  return torch::kCPU;
+  const int count = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  if (proc.local_rank < count) return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(proc.local_rank));
+  // No GPU of its own: fine on a CPU-only node with device auto; otherwise only when allowed.
+  if (dist.device == "auto" && (count == 0 || dist.allow_cpu)) return torch::kCPU;
+  throw InputError("rank " + std::to_string(proc.rank) + " (local rank " + std::to_string(proc.local_rank) +
+                   " of " + std::to_string(proc.local_size) + " on its node) has no GPU of its own (" +
+                   std::to_string(count) + " visible); start at most one rank per GPU, or set dist.allow_cpu=true " +
+                   "or dist.device=cpu");
 }
 
 // A group's parameters with their gradients as views of one flat buffer (Note [Gradient sync]).
@@ -99,6 +100,37 @@ HeldOutShard load_held_out(const SplitFile& file, const char* fold_in, const cha
   return {file.read_rows(fold_in, r.lo, r.hi), file.read_rows(holdout, r.lo, r.hi)};
 }
 
+// Test hook: RECVAE_FAULT_RANK=r [RECVAE_FAULT_STEP=k] makes rank r fail at step k (default 0)
+// of the first epoch, to test that one failing rank ends the whole job.
+void fault_injection_point(int rank, int epoch, std::int64_t step) {
+  static const char* fault_rank = std::getenv("RECVAE_FAULT_RANK");
+  if (!fault_rank || epoch != 0 || std::atoi(fault_rank) != rank) return;
+  const char* fault_step = std::getenv("RECVAE_FAULT_STEP");
+  if (step == (fault_step ? std::atoll(fault_step) : 0))
+    throw std::runtime_error("injected fault (RECVAE_FAULT_RANK) at step " + std::to_string(step + 1));
+}
+
+std::uint64_t fnv1a64(const std::string& text) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+// Identifies a data set: item count, per-split rows and non-zeros, and the item ids.
+std::string data_fingerprint(const SplitFile& file) {
+  std::string fp = "items=" + std::to_string(file.num_items());
+  for (const char* sp : {split::kTrain, split::kValidationFoldIn, split::kValidationHoldout, split::kTestFoldIn,
+                         split::kTestHoldout}) {
+    const std::int64_t rows = file.num_rows(sp);
+    fp += std::string(";") + sp + "=" + std::to_string(rows) + "/" + std::to_string(file.read_indptr(sp, rows, rows)[0]);
+  }
+  std::string ids;
+  for (const auto& id : file.read_item_ids()) ids += id + "\n";
+  char hex[20];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fnv1a64(ids)));
+  return fp + ";item_ids=" + hex;
+}
+
 JsonObject metrics_json(const MetricSums& m) {
   JsonObject o;
   o.add("ndcg@100", m.mean_ndcg100()).add("recall@20", m.mean_recall20()).add("recall@50", m.mean_recall50());
@@ -124,15 +156,28 @@ std::vector<PassSpec> epoch_schedule(const TrainConfig& train) {
 }
 
 std::unique_ptr<Communicator> make_communicator(const Config& config) {
-  const ProcessInfo proc = init_process();
-  const bool on_gpu = pick_device(config.dist, proc).is_cuda();
-  if (config.dist.backend == "nccl" && !on_gpu)
-    throw InputError("config key 'dist.backend': nccl needs a GPU per rank (this rank computes on the CPU)");
+  // All ranks must pick the same backend, so the choice is agreed on before any is created.
+  auto mpi = make_mpi_communicator();
+  std::int64_t gpu[2] = {0, 0};
+  std::string error;
+  try {
+    gpu[0] = gpu[1] = pick_device(config.dist, mpi->info()).is_cuda() ? 1 : 0;
+  } catch (const InputError& e) {
+    error = e.what();
+    gpu[0] = 2;  // flag: this rank cannot start
+  }
+  mpi->allreduce_max_host(&gpu[0], 1);
+  mpi->allreduce_min_host(&gpu[1], 1);
+  if (!error.empty()) throw InputError(error);
+  if (gpu[0] == 2) throw InputError("another rank has no usable device (see its message)");
+  const bool all_gpu = gpu[1] == 1;
+  if (config.dist.backend == "nccl" && !all_gpu)
+    throw InputError("config key 'dist.backend': nccl needs a GPU on every rank");
   if (config.dist.backend == "nccl" && !nccl_available())
     throw InputError("config key 'dist.backend': this build has no NCCL backend");
-  if (on_gpu && config.dist.backend != "mpi" && nccl_available())
-    return make_nccl_communicator(proc.local_rank, config.dist.timeout_seconds);
-  return make_mpi_communicator();
+  if (all_gpu && config.dist.backend != "mpi" && nccl_available())
+    return make_nccl_communicator(mpi->info().local_rank, config.dist.timeout_seconds);
+  return mpi;
 }
 
 struct Trainer::Impl {
@@ -151,8 +196,16 @@ struct Trainer::Impl {
   RecVAE model{nullptr};
   GradGroup enc, dec;
   std::unique_ptr<torch::optim::Adam> enc_opt, dec_opt;
+  std::string data_fingerprint;  // what the checkpoint's data must match
+
+  // Best epoch so far (restored on resume).
+  std::vector<torch::Tensor> best;
+  int best_epoch = -1;
+  MetricSums best_validation;
 
   Impl(const Config& c, Communicator& cm) : cfg(c), comm(cm) {}
+  void save_checkpoint(const TrainingPosition& next) const;
+  TrainingPosition load_checkpoint(const std::string& path);
 };
 
 Trainer::Trainer(const Config& config, Communicator& comm) : impl_(std::make_unique<Impl>(config, comm)) {
@@ -174,6 +227,16 @@ Trainer::Trainer(const Config& config, Communicator& comm) : impl_(std::make_uni
   s.validation = load_held_out(file, split::kValidationFoldIn, split::kValidationHoldout, proc.rank, proc.size);
   s.test = load_held_out(file, split::kTestFoldIn, split::kTestHoldout, proc.rank, proc.size);
   if (s.train_users == 0) throw InputError(config.data.path + ": the train split has no users");
+  s.data_fingerprint = data_fingerprint(file);
+
+  // Ranks started with different configs or data files would train different models while
+  // exchanging gradients: compare a hash of both across ranks before anything else.
+  std::int64_t h[2];
+  h[0] = h[1] = static_cast<std::int64_t>(fnv1a64(config.to_yaml() + "\n" + s.data_fingerprint));
+  comm.allreduce_max_host(&h[0], 1);
+  comm.allreduce_min_host(&h[1], 1);
+  if (h[0] != h[1])
+    throw InputError("ranks were started with different configs or data files (config/data hash differs across ranks)");
 
   // Popularity = number of training users per item, summed over the ranks' shards.
   std::vector<double> counts(static_cast<size_t>(s.items), 0.0);
@@ -201,7 +264,8 @@ RecVAE& Trainer::model() { return impl_->model; }
 torch::Device Trainer::device() const { return impl_->device; }
 std::int64_t Trainer::num_train_users() const { return impl_->train_users; }
 
-PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropout, std::int64_t max_steps) {
+PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropout, std::int64_t max_steps,
+                              std::int64_t first_step) {
   Impl& s = *impl_;
   const auto t0 = Clock::now();
   const bool step_enc = group != StepGroup::kDecoder, step_dec = group != StepGroup::kEncoder;
@@ -218,10 +282,13 @@ PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropo
   const KlWeight kl{s.cfg.train.gamma, s.cfg.train.beta};
   double sums[4] = {0, 0, 0, 0};  // loss * global batch, mll, kl, users
   auto last_print = Clock::now();
-  for (std::int64_t b = 0; b < steps; ++b) {
+  PassStats st;
+  st.next_step = steps;
+  for (std::int64_t b = first_step; b < steps; ++b) {
     const LocalBatch lb = plan.batch(b);
     if (step_enc) s.enc.flat.zero_();
     if (step_dec) s.dec.flat.zero_();
+    fault_injection_point(s.comm.rank(), epoch, b);
     if (!lb.global_rows.empty()) {
       SparseBatch batch = assemble_batch(s.train, s.train_range.lo, lb.global_rows, &noise_base, s.device);
       LossTerms terms = s.model->loss(batch, static_cast<double>(lb.global_size), kl);
@@ -246,13 +313,21 @@ PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropo
                    static_cast<long long>(steps), seconds_since(t0));
       last_print = Clock::now();
     }
+    // A signal may reach the ranks at different steps: they agree on it (one small all-reduce)
+    // so that all stop after the same step.
+    std::int64_t stop = stop_requested() ? 1 : 0;
+    s.comm.allreduce_max_host(&stop, 1);
+    if (stop) {
+      st.interrupted = true;
+      st.next_step = b + 1;
+      break;
+    }
   }
   s.enc.set_requires_grad(true);
   s.dec.set_requires_grad(true);
 
   s.comm.allreduce_sum_host(sums, 4);
-  PassStats st;
-  st.steps = steps;
+  st.steps = st.next_step - std::min(first_step, st.next_step);
   st.users = static_cast<std::int64_t>(sums[3] + 0.5);
   if (st.users > 0) {
     st.loss = sums[0] / sums[3];
@@ -311,19 +386,117 @@ MetricSums Trainer::evaluate_popularity(bool test_split) {
   return reduce_metrics(evaluate_scores_local(s.popularity, test_split ? s.test : s.validation, s.threads), s.comm);
 }
 
-RunResult Trainer::run() {
+// Note [Checkpoint contents]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Replicas are identical (Note [Snapshot check]), so rank 0 writes one checkpoint for all and
+// any number of ranks can resume from it. It holds everything the rest of the run depends on:
+// encoder, encoder_old and decoder; both Adam states with their step counts; the best epoch's
+// parameters and metrics; and the position (epoch, pass, step). The random streams need no
+// state: they are functions of (seed, epoch, pass, user) (Note [World-size invariance]). So a
+// resumed run computes exactly what the uninterrupted run would have.
+void Trainer::Impl::save_checkpoint(const TrainingPosition& next) const {
+  if (!root) return;
+  char name[64];
+  std::snprintf(name, sizeof name, "epoch-%04d-pass-%02d-step-%06lld", next.epoch, next.schedule_index,
+                static_cast<long long>(next.step));
+  CheckpointStore(cfg.output.dir, cfg.output.checkpoint_keep).save(name, [&](torch::serialize::OutputArchive& a) {
+    a.write("format", c10::IValue(static_cast<std::int64_t>(1)));
+    torch::serialize::OutputArchive m, eo, dopt;
+    model->save(m);
+    enc_opt->save(eo);
+    dec_opt->save(dopt);
+    a.write("model", m);
+    a.write("encoder_optimizer", eo);
+    a.write("decoder_optimizer", dopt);
+    a.write("epoch", c10::IValue(static_cast<std::int64_t>(next.epoch)));
+    a.write("schedule_index", c10::IValue(static_cast<std::int64_t>(next.schedule_index)));
+    a.write("step", c10::IValue(next.step));
+    a.write("items", c10::IValue(items));
+    a.write("hidden_dim", c10::IValue(cfg.model.hidden_dim));
+    a.write("latent_dim", c10::IValue(cfg.model.latent_dim));
+    a.write("data_fingerprint", c10::IValue(data_fingerprint));
+    a.write("config", c10::IValue(cfg.to_yaml()));
+    a.write("best_epoch", c10::IValue(static_cast<std::int64_t>(best_epoch)));
+    a.write("best_ndcg100", c10::IValue(best_validation.ndcg100));
+    a.write("best_recall20", c10::IValue(best_validation.recall20));
+    a.write("best_recall50", c10::IValue(best_validation.recall50));
+    a.write("best_users", c10::IValue(best_validation.users));
+    a.write("best_count", c10::IValue(static_cast<std::int64_t>(best.size())));
+    for (size_t i = 0; i < best.size(); ++i) a.write("best_" + std::to_string(i), best[i]);
+  });
+}
+
+TrainingPosition Trainer::Impl::load_checkpoint(const std::string& path) {
+  TrainingPosition pos;
+  CheckpointStore::load(path, device, [&](torch::serialize::InputArchive& a) {
+    // Refuse another model shape or data set, naming the difference.
+    auto expect = [&](const char* what, std::int64_t saved, std::int64_t now) {
+      if (saved != now)
+        throw InputError(path + ": checkpoint has " + what + "=" + std::to_string(saved) + ", this run has " +
+                         std::to_string(now));
+    };
+    expect("items (data set item count)", read_int(a, "items"), items);
+    expect("model.hidden_dim", read_int(a, "hidden_dim"), cfg.model.hidden_dim);
+    expect("model.latent_dim", read_int(a, "latent_dim"), cfg.model.latent_dim);
+    const std::string fp = read_string(a, "data_fingerprint");
+    if (fp != data_fingerprint)
+      throw InputError(path + ": checkpoint was made on another data set (" + fp + "), this run's data.path " +
+                       cfg.data.path + " is " + data_fingerprint);
+    torch::serialize::InputArchive m, eo, dopt;
+    a.read("model", m);
+    a.read("encoder_optimizer", eo);
+    a.read("decoder_optimizer", dopt);
+    {
+      torch::NoGradGuard guard;
+      model->load(m);
+    }
+    enc_opt->load(eo);
+    dec_opt->load(dopt);
+    pos.epoch = static_cast<int>(read_int(a, "epoch"));
+    pos.schedule_index = static_cast<int>(read_int(a, "schedule_index"));
+    pos.step = read_int(a, "step");
+    best_epoch = static_cast<int>(read_int(a, "best_epoch"));
+    best_validation.ndcg100 = read_double(a, "best_ndcg100");
+    best_validation.recall20 = read_double(a, "best_recall20");
+    best_validation.recall50 = read_double(a, "best_recall50");
+    best_validation.users = read_int(a, "best_users");
+    best.assign(static_cast<size_t>(read_int(a, "best_count")), torch::Tensor());
+    for (size_t i = 0; i < best.size(); ++i) a.read("best_" + std::to_string(i), best[i]);
+  });
+  // Module::load replaces parameter data; the gradients must stay views of the flat buffers.
+  enc.bind(model->encoder_parameters(), device);
+  dec.bind(model->decoder_parameters(), device);
+  return pos;
+}
+
+RunResult Trainer::run(bool resume) {
   Impl& s = *impl_;
   const TrainConfig& tc = s.cfg.train;
-  RunLog log(s.cfg.output.dir, s.root);
-  log.write_config(s.cfg.to_yaml());
   const auto run_start = Clock::now();
-  if (s.root)
+  const CheckpointStore store(s.cfg.output.dir, s.cfg.output.checkpoint_keep);
+
+  // Every rank reads the same checkpoint (a shared file system), so all restore the same state.
+  std::string checkpoint;
+  if (resume || s.cfg.output.auto_resume) {
+    checkpoint = store.latest();
+    if (checkpoint.empty() && resume)
+      throw InputError("--resume: no checkpoint in " + s.cfg.output.dir + "/checkpoints");
+  }
+  TrainingPosition pos;
+  if (!checkpoint.empty()) pos = s.load_checkpoint(checkpoint);
+  check_replicas_in_sync();
+
+  RunLog log(s.cfg.output.dir, s.root, !checkpoint.empty(), pos.epoch);
+  log.write_config(s.cfg.to_yaml());
+  if (s.root) {
     std::fprintf(stderr,
-                 "recvae: %lld train users, %lld items, %lld validation / %lld test users per rank 0; %d rank(s), "
-                 "backend %s, device %s, %d thread(s) per rank\n",
-                 static_cast<long long>(s.train_users), static_cast<long long>(s.items),
-                 static_cast<long long>(s.validation.fold_in.rows), static_cast<long long>(s.test.fold_in.rows),
-                 s.comm.size(), s.comm.backend().c_str(), s.device.str().c_str(), s.threads);
+                 "recvae: %lld train users, %lld items; %d rank(s), backend %s, device %s, %d thread(s) per rank\n",
+                 static_cast<long long>(s.train_users), static_cast<long long>(s.items), s.comm.size(),
+                 s.comm.backend().c_str(), s.device.str().c_str(), s.threads);
+    if (!checkpoint.empty())
+      std::fprintf(stderr, "recvae: resumed from %s at epoch %d, pass %d, step %lld\n", checkpoint.c_str(),
+                   pos.epoch + 1, pos.schedule_index + 1, static_cast<long long>(pos.step));
+  }
 
   RunResult result;
   if (s.cfg.eval.popularity_baseline) {
@@ -334,9 +507,8 @@ RunResult Trainer::run() {
                    result.popularity_validation.mean_ndcg100(), result.popularity_test.mean_ndcg100());
   }
 
-  std::vector<torch::Tensor> best;
-  double best_ndcg = -1;
-  for (int epoch = 0; epoch < tc.epochs; ++epoch) {
+  const std::vector<PassSpec> schedule = epoch_schedule(tc);
+  for (int epoch = pos.epoch; epoch < tc.epochs; ++epoch) {
     JsonObject rec;
     rec.add("epoch", epoch + 1);
     double train_seconds = 0;
@@ -346,11 +518,14 @@ RunResult Trainer::run() {
       int passes = 0;
     };
     std::map<std::string, PhaseTotal> phases;
-    for (const PassSpec& spec : epoch_schedule(tc)) {
+    const int first_index = epoch == pos.epoch ? pos.schedule_index : 0;
+    for (int i = first_index; i < static_cast<int>(schedule.size()); ++i) {
+      const PassSpec& spec = schedule[i];
       const char* name = spec.group == StepGroup::kEncoder   ? "encoder"
                          : spec.group == StepGroup::kDecoder ? "decoder"
                                                              : "joint";
-      PassStats st = train_pass(epoch, spec.pass, spec.group, spec.dropout);
+      const std::int64_t first_step = epoch == pos.epoch && i == pos.schedule_index ? pos.step : 0;
+      PassStats st = train_pass(epoch, spec.pass, spec.group, spec.dropout, 0, first_step);
       PhaseTotal& ph = phases[name];
       ph.passes += 1;
       ph.sum.loss += st.loss;
@@ -365,6 +540,15 @@ RunResult Trainer::run() {
         std::fprintf(stderr, "epoch %d/%d %s pass: loss %.4f (mll %.3f, kl %.3f), %lld steps, %.2f s, %.0f users/s\n",
                      epoch + 1, tc.epochs, name, st.loss, st.mll, st.kl, static_cast<long long>(st.steps),
                      st.seconds, st.users / std::max(st.seconds, 1e-9));
+      if (st.interrupted) {
+        // The refresh after this pass (if any) runs on resume, which re-enters this pass at its end.
+        s.save_checkpoint({epoch, i, st.next_step});
+        if (s.root)
+          std::fprintf(stderr, "recvae: stop requested: checkpoint written at epoch %d, pass %d, step %lld; exiting\n",
+                       epoch + 1, i + 1, static_cast<long long>(st.next_step));
+        result.stopped_on_signal = true;
+        return result;
+      }
       if (spec.refresh_prior_after) refresh_prior();
     }
     for (const auto& [name, ph] : phases) {
@@ -376,14 +560,13 @@ RunResult Trainer::run() {
     const auto te = Clock::now();
     const MetricSums val = evaluate(false);
     const double eval_seconds = seconds_since(te);
-    const bool improved = val.mean_ndcg100() > best_ndcg;
+    const bool improved = s.best_epoch < 0 || val.mean_ndcg100() > s.best_validation.mean_ndcg100();
     if (improved) {
-      best_ndcg = val.mean_ndcg100();
-      result.best_epoch = epoch + 1;
-      result.best_validation = val;
+      s.best_epoch = epoch + 1;
+      s.best_validation = val;
       torch::NoGradGuard guard;
-      best.clear();
-      for (auto& p : s.model->parameters()) best.push_back(p.detach().clone());
+      s.best.clear();
+      for (auto& p : s.model->parameters()) s.best.push_back(p.detach().clone());
     }
     rec.add("validation", metrics_json(val));
     rec.add("train_seconds", train_seconds).add("eval_seconds", eval_seconds);
@@ -395,12 +578,24 @@ RunResult Trainer::run() {
       std::fprintf(stderr, "epoch %d/%d: validation ndcg@100 %.4f recall@20 %.4f recall@50 %.4f%s (train %.1f s, eval %.1f s)\n",
                    epoch + 1, tc.epochs, val.mean_ndcg100(), val.mean_recall20(), val.mean_recall50(),
                    improved ? " *best*" : "", train_seconds, eval_seconds);
+    const bool last = epoch + 1 == tc.epochs;
+    const bool due = s.cfg.output.checkpoint_every > 0 && (epoch + 1) % s.cfg.output.checkpoint_every == 0;
+    std::int64_t stop = stop_requested() ? 1 : 0;
+    s.comm.allreduce_max_host(&stop, 1);
+    if (due || last || stop) s.save_checkpoint({epoch + 1, 0, 0});
+    if (stop && !last) {
+      if (s.root) std::fprintf(stderr, "recvae: stop requested: checkpoint written after epoch %d; exiting\n", epoch + 1);
+      result.stopped_on_signal = true;
+      return result;
+    }
   }
 
-  if (!best.empty()) {
+  result.best_epoch = s.best_epoch;
+  result.best_validation = s.best_validation;
+  if (!s.best.empty()) {
     torch::NoGradGuard guard;
     auto params = s.model->parameters();
-    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best[i]);
+    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(s.best[i]);
   }
   if (s.cfg.eval.test) result.test = evaluate(true);
   if (s.root && s.cfg.output.save_model) {
@@ -421,7 +616,7 @@ RunResult Trainer::run() {
     fin.add("popularity_validation", metrics_json(result.popularity_validation));
   }
   fin.add("world_size", s.comm.size()).add("backend", s.comm.backend()).add("device", s.device.str());
-  fin.add("seconds", seconds_since(run_start));
+  fin.add("seconds", seconds_since(run_start)).add("resumed", !checkpoint.empty());
   log.write_final(fin);
   if (s.root)
     std::fprintf(stderr,

@@ -50,13 +50,16 @@ struct OutputConfig {
   std::string dir = "runs/default";  ///< run directory (created)
   bool save_model = true;            ///< write the best model's parameters
   double progress_seconds = 10.0;    ///< minimum seconds between progress lines within a pass
+  int checkpoint_every = 1;          ///< write a checkpoint every this many epochs (0: only at the end)
+  int checkpoint_keep = 2;           ///< checkpoints kept in output.dir/checkpoints
+  bool auto_resume = false;          ///< resume from output.dir's checkpoint when there is one
 };
 
 /// `dist:` multi-rank settings.
 struct DistConfig {
   std::string backend = "auto";  ///< auto | nccl | mpi
   std::string device = "auto";   ///< auto | cpu | cuda
-  bool allow_cpu = true;         ///< with device auto: run on CPU when a rank has no GPU
+  bool allow_cpu = false;        ///< device auto: a rank without a GPU of its own on a GPU node runs on the CPU
   double timeout_seconds = 600;  ///< NCCL collective deadline
 };
 

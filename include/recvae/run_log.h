@@ -14,9 +14,10 @@ void write_file_atomic(const std::string& path, const std::string& content);
 /// Files of one run directory.
 class RunLog {
  public:
-  /// Creates `dir` (when enabled). Files of an earlier run found there are moved into
-  /// `dir/archive/<UTC time>/` rather than overwritten.
-  RunLog(std::string dir, bool enabled);
+  /// Creates `dir` (when enabled). A fresh run moves files of an earlier run found there into
+  /// `dir/archive/<UTC time>/` rather than overwrite them; a resumed run keeps metrics.jsonl's
+  /// records of the first `resume_epochs` epochs (those the checkpoint holds) and appends.
+  RunLog(std::string dir, bool enabled, bool resume = false, int resume_epochs = 0);
   ~RunLog();
   RunLog(const RunLog&) = delete;
   RunLog& operator=(const RunLog&) = delete;

@@ -39,6 +39,15 @@ struct PassStats {
   double kl = 0;                     ///< mean per-user KL estimate
   double seconds = 0;                ///< wall time
   std::int64_t allreduce_bytes = 0;  ///< bytes all-reduced per step
+  bool interrupted = false;          ///< stopped early on a stop request (stop_signal.h)
+  std::int64_t next_step = 0;        ///< first step not done (== the pass's steps when complete)
+};
+
+/// Where a run continues: step `step` of pass `schedule_index` of epoch `epoch` (0-based).
+struct TrainingPosition {
+  int epoch = 0;           ///< epoch
+  int schedule_index = 0;  ///< index into epoch_schedule(); == its size: only evaluation is left
+  std::int64_t step = 0;   ///< first step of that pass still to run
 };
 
 /// Outcome of a whole run (identical on every rank).
@@ -47,6 +56,7 @@ struct RunResult {
   MetricSums best_validation;    ///< validation sums of that epoch
   MetricSums test;               ///< test sums of the best model (users == 0 if not evaluated)
   MetricSums popularity_validation, popularity_test;  ///< the popularity floor
+  bool stopped_on_signal = false;  ///< a stop request ended the run early after a checkpoint
 };
 
 /// One rank's part of a data-parallel RecVAE run.
@@ -56,11 +66,15 @@ class Trainer {
   Trainer(const Config& config, Communicator& comm);
   ~Trainer();
 
-  /// Runs every epoch, evaluates, writes the run directory (rank 0) and returns the result.
-  RunResult run();
-  /// One pass over the training users stepping `group` (pass index within the epoch for RNG);
-  /// max_steps > 0 stops it early (benchmarks), otherwise train.max_steps_per_pass applies.
-  PassStats train_pass(int epoch, int pass, StepGroup group, double dropout, std::int64_t max_steps = 0);
+  /// Runs every epoch (from the latest checkpoint when `resume`), evaluates, writes the run
+  /// directory and checkpoints (rank 0) and returns the result. A stop request ends it early
+  /// with a checkpoint (result.stopped_on_signal).
+  RunResult run(bool resume = false);
+  /// One pass over the training users stepping `group` (pass index within the epoch for RNG),
+  /// from step `first_step`; max_steps > 0 stops it early (benchmarks), otherwise
+  /// train.max_steps_per_pass applies. Stops after the current step on a stop request.
+  PassStats train_pass(int epoch, int pass, StepGroup group, double dropout, std::int64_t max_steps = 0,
+                       std::int64_t first_step = 0);
   /// encoder_old <- encoder on every rank, then Note [Snapshot check].
   void refresh_prior();
   /// Throws std::runtime_error unless every rank holds bit-identical encoder, encoder_old and

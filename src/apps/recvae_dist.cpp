@@ -7,6 +7,7 @@
 #include "recvae/comm.h"
 #include "recvae/config.h"
 #include "recvae/error.h"
+#include "recvae/stop_signal.h"
 #include "recvae/trainer.h"
 
 namespace {
@@ -19,19 +20,26 @@ const char* kUsage =
     "config.yaml, metrics.jsonl, final.json, best_model.pt. Config keys: configs/README.md.\n"
     "\n"
     "  --set K=V   override one config key, e.g. --set train.epochs=5 (repeatable)\n"
+    "  --resume    continue from output.dir's latest checkpoint (any number of ranks)\n"
     "  --help      this text\n"
-    "exit status: 0 success, 2 bad input (config, data), 1 runtime failure\n";
+    "\n"
+    "SIGTERM / SIGUSR1: finish the current step, write a checkpoint, exit with status 3 (requeue).\n"
+    "exit status: 0 success, 2 bad input (config, data, checkpoint), 1 runtime failure,\n"
+    "             3 checkpointed on a signal\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
+  bool resume = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
+    } else if (a == "--resume") {
+      resume = true;
     } else if (a == "--set" && i + 1 < argc) {
       overrides.push_back(argv[++i]);
     } else if (a.rfind("--set=", 0) == 0) {
@@ -58,8 +66,9 @@ int main(int argc, char** argv) {
   try {
     const recvae::Config config = recvae::load_config(config_path, overrides);
     comm = recvae::make_communicator(config);
+    recvae::install_stop_signal_handlers();
     recvae::Trainer trainer(config, *comm);
-    trainer.run();
+    if (trainer.run(resume).stopped_on_signal) code = recvae::kExitCheckpointedOnSignal;
   } catch (const recvae::InputError& e) {
     code = recvae::kExitInputError;
     message = e.what();
@@ -67,7 +76,7 @@ int main(int argc, char** argv) {
     code = recvae::kExitRuntimeError;
     message = e.what();
   }
-  if (code != 0) {
+  if (code != 0 && code != recvae::kExitCheckpointedOnSignal) {
     // One failing rank must end the whole job (MPI_Abort), never leave the others waiting.
     const recvae::ProcessInfo proc = comm ? comm->info() : recvae::init_process();
     if (proc.size > 1) {
