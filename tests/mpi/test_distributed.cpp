@@ -5,10 +5,12 @@
 #include <mpi.h>
 
 #include <cmath>
+#include <filesystem>
 
 #include "../common/fixtures.h"
 #include "../test_util.h"
 #include "recvae/comm.h"
+#include "recvae/error.h"
 #include "recvae/h5_dataset.h"
 #include "recvae/sharding.h"
 #include "recvae/trainer.h"
@@ -163,6 +165,54 @@ TEST(Distributed, WholeRunMatchesSingleProcessMetrics) {
   EXPECT_EQ(d.best_epoch, s.best_epoch);
   EXPECT_NEAR(d.test.mean_ndcg100(), s.test.mean_ndcg100(), 1e-4);
   EXPECT_NEAR(d.best_validation.mean_ndcg100(), s.best_validation.mean_ndcg100(), 1e-4);
+}
+
+// Resume across world sizes: N ranks train one epoch, then N ranks (and, from a copy of the
+// checkpoint, one rank) finish the run; both equal an uninterrupted single-process run.
+TEST(Distributed, ResumeAtTheSameAndAtAnotherWorldSize) {
+  Config c = config_for("resume", 64);
+  c.train.max_steps_per_pass = 0;
+  c.train.epochs = 2;
+  c.eval.popularity_baseline = false;
+  auto world = make_mpi_communicator();
+  auto self = make_mpi_self_communicator();
+
+  Config single = c;
+  single.output.dir += "/uninterrupted_" + std::to_string(world_rank());
+  RunResult reference = Trainer(single, *self).run();
+
+  Config first = c;
+  first.train.epochs = 1;
+  Trainer(first, *world).run();
+  // A copy of the world run's checkpoints for each rank's one-rank resume.
+  const std::string copy = c.output.dir + "/copy_" + std::to_string(world_rank());
+  std::filesystem::create_directories(copy);
+  std::filesystem::copy(c.output.dir + "/checkpoints", copy + "/checkpoints",
+                        std::filesystem::copy_options::recursive);
+  MPI_Barrier(MPI_COMM_WORLD);
+
+  RunResult same_size = Trainer(c, *world).run(/*resume=*/true);
+  EXPECT_EQ(same_size.best_epoch, reference.best_epoch);
+  EXPECT_NEAR(same_size.test.mean_ndcg100(), reference.test.mean_ndcg100(), 1e-4);
+
+  Config to_one = c;
+  to_one.output.dir = copy;
+  RunResult one = Trainer(to_one, *self).run(true);
+  EXPECT_EQ(one.best_epoch, reference.best_epoch);
+  EXPECT_NEAR(one.test.mean_ndcg100(), reference.test.mean_ndcg100(), 1e-4);
+}
+
+TEST(Distributed, RanksWithDifferentConfigsRefuseToStart) {
+  if (world_size() < 2) GTEST_SKIP() << "needs two ranks";
+  Config c = config_for("mismatch", 64);
+  if (world_rank() == 1) c.train.lr = 1e-3;
+  auto world = make_mpi_communicator();
+  try {
+    Trainer t(c, *world);
+    FAIL() << "started with different configs";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("different configs or data files"), std::string::npos);
+  }
 }
 
 }  // namespace
