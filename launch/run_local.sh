@@ -33,7 +33,7 @@ Everything after CONFIG.yaml is passed to recvae_dist (e.g. --set train.epochs=5
 train.threads defaults to max(1, cores/N) here (cores = $(nproc)), unless you set it with
 --set train.threads=T or in the config. Binary: \${RECVAE_BIN:-build/recvae_dist}; launcher:
 \${MPIRUN:-mpirun} with \$MPIRUN_ARGS appended. Exit status: that of the trainer (0 ok, 2 bad
-input, 1 runtime failure, 3 checkpointed after a signal - planned).
+input, 1 runtime failure, 3 checkpointed after SIGTERM/SIGUSR1: rerun with --resume).
 EOF
 }
 
