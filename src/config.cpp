@@ -59,6 +59,7 @@ class Schema {
     num("train.seed", c.train.seed, std::uint64_t{0}, ~std::uint64_t{0});
     num("train.threads", c.train.threads, 0, 4096);
     num("train.max_steps_per_pass", c.train.max_steps_per_pass, 0, 1LL << 40);
+    str("train.precision", c.train.precision, {"fp32", "tf32"});
 
     num("eval.batch_size", c.eval.batch_size, 1, 1LL << 40);
     flag("eval.popularity_baseline", c.eval.popularity_baseline);
@@ -75,6 +76,7 @@ class Schema {
     str("dist.device", c.dist.device, {"auto", "cpu", "cuda"});
     flag("dist.allow_cpu", c.dist.allow_cpu);
     num("dist.timeout_seconds", c.dist.timeout_seconds, 0.0, 1e9, true);
+    str("dist.device_data", c.dist.device_data, {"auto", "on", "off"});
   }
 
   void read(const YAML::Node& root) {

@@ -226,6 +226,15 @@ std::vector<std::string> read_strings(hid_t loc, const char* name, const std::st
   const std::int64_t n = dataset_length(ds.get(), where + ": " + name);
   std::vector<std::string> out;
   if (n == 0) return out;
+  {
+    // A corrupt length must not size the pointer array: every entry takes file space.
+    hsize_t file_size = 0;
+    Handle fid(H5Iget_file_id(loc), H5Fclose);
+    if (fid.valid()) H5Fget_filesize(fid.get(), &file_size);
+    if (static_cast<hsize_t>(n) > file_size)
+      throw InputError(where + ": " + name + " claims " + std::to_string(n) + " entries, more than the file's " +
+                       std::to_string(file_size) + " bytes (file corrupt)");
+  }
   Handle mtype = vlen_string_type();
   std::vector<char*> ptrs(static_cast<std::size_t>(n), nullptr);
   Handle space = checked(H5Dget_space(ds.get()), H5Sclose, where + ": cannot read " + name);
@@ -345,7 +354,7 @@ SplitFile::SplitFile(const std::string& path) : path_(path) {
       const std::int64_t np = dataset_length(indptr.get(), where + ": indptr");
       const std::int64_t ni = dataset_length(indices.get(), where + ": indices");
       const std::int64_t nd = dataset_length(data.get(), where + ": data");
-      if (np != shape[0] + 1)
+      if (np - 1 != shape[0])  // not shape[0] + 1: a corrupt shape of INT64_MAX must not overflow
         throw InputError(where + ": indptr has " + std::to_string(np) + " entries for " + std::to_string(shape[0]) +
                          " rows");
       if (ni != nd)

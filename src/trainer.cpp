@@ -15,6 +15,7 @@
 
 #include "recvae/batch_plan.h"
 #include "recvae/checkpoint.h"
+#include "recvae/device_batch.h"
 #include "recvae/error.h"
 #include "recvae/evaluator.h"
 #include "recvae/h5_dataset.h"
@@ -190,6 +191,7 @@ struct Trainer::Impl {
   std::int64_t items = 0, train_users = 0;
   RowRange train_range;
   CsrMatrix train;
+  std::unique_ptr<DeviceShard> train_device;  // set when dist.device_data is on
   HeldOutShard validation, test;
   std::vector<float> popularity;
 
@@ -228,6 +230,12 @@ Trainer::Trainer(const Config& config, Communicator& comm) : impl_(std::make_uni
   s.test = load_held_out(file, split::kTestFoldIn, split::kTestHoldout, proc.rank, proc.size);
   if (s.train_users == 0) throw InputError(config.data.path + ": the train split has no users");
   s.data_fingerprint = data_fingerprint(file);
+  if (config.dist.device_data == "on" || (config.dist.device_data == "auto" && s.device.is_cuda())) {
+    s.train_device = std::make_unique<DeviceShard>(DeviceShard::upload(s.train, s.train_range.lo, s.device));
+    s.validation.upload(s.device);
+    s.test.upload(s.device);
+  }
+  if (s.device.is_cuda()) at::globalContext().setAllowTF32CuBLAS(config.train.precision == "tf32");
 
   // Ranks started with different configs or data files would train different models while
   // exchanging gradients: compare a hash of both across ranks before anything else.
@@ -280,7 +288,23 @@ PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropo
 
   const BatchNoise noise_base{s.cfg.train.seed, epoch, pass, dropout, s.cfg.model.latent_dim};
   const KlWeight kl{s.cfg.train.gamma, s.cfg.train.beta};
-  double sums[4] = {0, 0, 0, 0};  // loss * global batch, mll, kl, users
+  // Loss sums stay on the device and are read every `check_every` steps (every step on the CPU,
+  // where reading is free), so a GPU step never waits for the host.
+  const std::int64_t check_every = s.device.is_cuda() ? 25 : 1;
+  auto acc = torch::zeros({3}, torch::TensorOptions().dtype(torch::kFloat64).device(s.device));
+  double users = 0;
+  std::int64_t unchecked_from = first_step;
+  auto check_finite = [&](std::int64_t upto) {
+    const double v = acc[0].item<double>();
+    if (!std::isfinite(v)) {
+      const std::string where = unchecked_from + 1 == upto ? "step " + std::to_string(upto)
+                                                            : "steps " + std::to_string(unchecked_from + 1) + "-" +
+                                                                  std::to_string(upto);
+      throw std::runtime_error("non-finite loss (" + std::to_string(v) + ") at epoch " + std::to_string(epoch + 1) +
+                               ", pass " + std::to_string(pass + 1) + ", " + where);
+    }
+    unchecked_from = upto;
+  };
   auto last_print = Clock::now();
   PassStats st;
   st.next_step = steps;
@@ -290,19 +314,15 @@ PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropo
     if (step_dec) s.dec.flat.zero_();
     fault_injection_point(s.comm.rank(), epoch, b);
     if (!lb.global_rows.empty()) {
-      SparseBatch batch = assemble_batch(s.train, s.train_range.lo, lb.global_rows, &noise_base, s.device);
+      SparseBatch batch = s.train_device ? assemble_batch_on_device(*s.train_device, lb.global_rows, &noise_base)
+                                         : assemble_batch(s.train, s.train_range.lo, lb.global_rows, &noise_base, s.device);
       LossTerms terms = s.model->loss(batch, static_cast<double>(lb.global_size), kl);
       terms.loss.backward();
-      const double loss = terms.loss.item<double>();
-      if (!std::isfinite(loss))
-        throw std::runtime_error("non-finite loss (" + std::to_string(loss) + ") at epoch " +
-                                 std::to_string(epoch + 1) + ", pass " + std::to_string(pass + 1) + ", step " +
-                                 std::to_string(b + 1));
-      sums[0] += loss * static_cast<double>(lb.global_size);
-      sums[1] += terms.mll_sum.item<double>();
-      sums[2] += terms.kl_sum.item<double>();
-      sums[3] += static_cast<double>(lb.global_rows.size());
+      acc += torch::stack({terms.loss.detach() * static_cast<double>(lb.global_size), terms.mll_sum, terms.kl_sum})
+                 .to(torch::kFloat64);
+      users += static_cast<double>(lb.global_rows.size());
     }
+    if ((b + 1 - first_step) % check_every == 0 || b + 1 == steps) check_finite(b + 1);
     // Every rank reaches these collectives for every batch, owning users or not (Note [World-size invariance]).
     if (step_enc) allreduce_group(s.enc, s.comm);
     if (step_dec) allreduce_group(s.dec, s.comm);
@@ -325,7 +345,12 @@ PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropo
   }
   s.enc.set_requires_grad(true);
   s.dec.set_requires_grad(true);
+  if (unchecked_from < st.next_step) check_finite(st.next_step);
 
+  double sums[4];
+  auto host = acc.to(torch::kCPU);
+  for (int i = 0; i < 3; ++i) sums[i] = host[i].item<double>();
+  sums[3] = users;
   s.comm.allreduce_sum_host(sums, 4);
   st.steps = st.next_step - std::min(first_step, st.next_step);
   st.users = static_cast<std::int64_t>(sums[3] + 0.5);

@@ -36,6 +36,7 @@ struct TrainConfig {
   std::uint64_t seed = 1337;       ///< seed of initialisation, permutations and noise
   int threads = 0;                 ///< intra-op threads per rank; 0 = libtorch default
   std::int64_t max_steps_per_pass = 0;  ///< >0 truncates every pass (benchmarks, smoke tests)
+  std::string precision = "fp32";  ///< fp32 | tf32 (CUDA matmuls in TF32; no effect on CPU)
 };
 
 /// `eval:` validation/test evaluation.
@@ -61,6 +62,7 @@ struct DistConfig {
   std::string device = "auto";   ///< auto | cpu | cuda
   bool allow_cpu = false;        ///< device auto: a rank without a GPU of its own on a GPU node runs on the CPU
   double timeout_seconds = 600;  ///< NCCL collective deadline
+  std::string device_data = "auto";  ///< auto | on | off: shards and batch assembly on the device (auto: on GPUs)
 };
 
 /// The whole configuration.

@@ -1,10 +1,12 @@
 #pragma once
 // Distributed evaluation: every rank scores its own held-out users; only metric sums travel.
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "recvae/comm.h"
 #include "recvae/csr.h"
+#include "recvae/device_batch.h"
 #include "recvae/metrics.h"
 #include "recvae/model.h"
 
@@ -14,7 +16,16 @@ namespace recvae {
 struct HeldOutShard {
   CsrMatrix fold_in;  ///< encoder input; also excluded from the ranking
   CsrMatrix holdout;  ///< targets
+  std::shared_ptr<DeviceShard> fold_in_device, holdout_device;  ///< copies on a GPU (device evaluation)
+
+  /// Copies both matrices to `device` so that evaluation runs there end to end.
+  void upload(const torch::Device& device);
 };
+
+/// Metric sums of a batch from its score rows, computed with tensor ops on the scores' device:
+/// fold-in items masked, top-k on the device, only four numbers leave it. Ties in the top-k are
+/// broken as torch::topk breaks them (the host path of score_rows prefers the lower item id).
+MetricSums score_rows_tensor(torch::Tensor scores, const SparseBatch& fold_in, const SparseBatch& holdout);
 
 /// Local metric sums of the model on a shard, scoring `batch_size` users at a time.
 MetricSums evaluate_model_local(RecVAE& model, const HeldOutShard& shard, std::int64_t batch_size,

@@ -67,7 +67,11 @@ int run(int argc, char** argv) {
     } else if (a == "--data") {
       data = value();
     } else if (a == "--steps") {
-      steps = std::stoi(value());
+      try {
+        steps = std::stoi(value());
+      } catch (const std::exception&) {
+        throw recvae::InputError("--steps expects an integer");
+      }
       if (steps < 1) throw recvae::InputError("--steps must be >= 1");
     } else if (a == "--no-eval") {
       eval = false;
@@ -195,6 +199,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "recvae_bench: %s\n", e.what());
     code = recvae::kExitRuntimeError;
   }
-  recvae::finalize_process();
+  int initialised = 0;
+  MPI_Initialized(&initialised);
+  if (code != 0 && initialised && recvae::init_process().size > 1) MPI_Abort(MPI_COMM_WORLD, code);  // no rank left waiting
   return code;
 }

@@ -380,6 +380,24 @@ void raw_make_2d(const std::string& file, const std::string& dataset, std::size_
   H5Fclose(f);
 }
 
+/// Replaces item_ids by a chunked, never written string dataset claiming `n` entries.
+void raw_huge_item_ids(const std::string& file, hsize_t n) {
+  hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  H5Ldelete(f, "item_ids", H5P_DEFAULT);
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  hsize_t dims[1] = {n}, chunk[1] = {1024};
+  hid_t s = H5Screate_simple(1, dims, nullptr);
+  hid_t p = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(p, 1, chunk);
+  hid_t d = H5Dcreate2(f, "item_ids", t, s, H5P_DEFAULT, p, H5P_DEFAULT);
+  H5Dclose(d);
+  H5Pclose(p);
+  H5Sclose(s);
+  H5Tclose(t);
+  H5Fclose(f);
+}
+
 struct SplitRow {
   std::string name;
   std::function<void(const std::string&)> corrupt;   ///< edits the valid small split file
@@ -399,6 +417,9 @@ TEST(Malformed, SplitFile) {
        {"validation/holdout", "indptr[0] = 1"}},
       {"negative shape", [](const std::string& f) { raw_replace_csr(f, "train", -1, 6, {}, {}, {}); }, nullptr,
        {"train", "negative shape"}},
+      // Found by fuzz_split_file: shape[0] + 1 overflowed (UBSan) before the indptr length check.
+      {"row count INT64_MAX", [](const std::string& f) { raw_shape(f, "train", {INT64_MAX, 6}); }, nullptr,
+       {"train", "indptr has 6 entries for 9223372036854775807 rows"}},
       {"shape with 3 entries", [](const std::string& f) { raw_shape(f, "test/fold_in", {3, 6, 1}); }, nullptr,
        {"test/fold_in", "shape must have 2 entries"}},
       {"wrong encoding-type",
@@ -409,6 +430,9 @@ TEST(Malformed, SplitFile) {
       {"indptr jumps beyond nnz in the middle",
        [](const std::string& f) { raw_replace_csr(f, "test/holdout", 3, 6, {0, 9, 2, 2}, {5, 1}, {1, 1}); },
        [](const SplitFile& s) { s.read_rows(split::kTestHoldout, 0, 1); }, {"test/holdout", "indptr points outside"}},
+      // Found by fuzz_split_file: a corrupt length sized a std::vector (std::length_error).
+      {"item_ids claims 2^60 entries", [](const std::string& f) { raw_huge_item_ids(f, hsize_t(1) << 60); },
+       [](const SplitFile& s) { s.read_item_ids(); }, {"item_ids claims 1152921504606846976 entries"}},
       {"row range beyond the split", nullptr, [](const SplitFile& s) { s.read_rows(split::kTestFoldIn, 2, 4); },
        {"test/fold_in", "out of range"}},
       {"unknown split name", nullptr, [](const SplitFile& s) { s.read_rows("train2", 0, 1); }, {"unknown split"}},
