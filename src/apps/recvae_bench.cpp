@@ -14,6 +14,7 @@
 
 #include "recvae/comm.h"
 #include "recvae/config.h"
+#include "recvae/device_info.h"
 #include "recvae/error.h"
 #include "recvae/h5_dataset.h"
 #include "recvae/json.h"
@@ -31,16 +32,11 @@ const char* kUsage =
     "\n"
     "  --preset P      data shape (default ml-20m; see recvae_synth --help)\n"
     "  --data FILE     use this split file instead of synthetic data\n"
-    "  --steps N       measured steps per optimiser group (default 5, after 1 warm-up step)\n"
+    "  --steps N       measured steps per optimiser group (default 5, after 2 warm-up steps)\n"
     "  --no-eval       skip the evaluation timing\n"
     "  --json FILE     also write the figures as JSON (rank 0)\n"
     "  --set K=V       any config key, e.g. --set train.batch_size=4096 --set train.threads=1\n"
     "  --help          this text\n";
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
 
 double peak_rss_gb() {
   rusage ru{};
@@ -114,19 +110,17 @@ int run(int argc, char** argv) {
   const std::int64_t steps_per_pass = (users + config.train.batch_size - 1) / config.train.batch_size;
 
   using Clock = std::chrono::steady_clock;
-  auto time_steps = [&](recvae::StepGroup g, double dropout, int first_pass, std::int64_t& bytes) {
-    trainer.train_pass(0, first_pass, g, dropout, 1);  // warm-up
-    std::vector<double> ms;
-    for (int k = 0; k < steps; ++k) {
-      comm->barrier();
-      const auto t0 = Clock::now();
-      recvae::PassStats st = trainer.train_pass(0, first_pass + 1 + k, g, dropout, 1);
-      ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-      bytes = st.allreduce_bytes;
-    }
-    double m = median(ms);
-    comm->allreduce_sum_host(&m, 1);  // mean of the ranks' medians
-    return m / comm->size();
+  // A pass truncated to `steps` steps, after a warm-up pass: the time per step includes the
+  // per-pass permutation and the periodic loss checks, as in training.
+  auto time_steps = [&](recvae::StepGroup g, double dropout, int pass, std::int64_t& bytes) {
+    trainer.train_pass(0, pass, g, dropout, 2);  // warm-up
+    comm->barrier();
+    const auto t0 = Clock::now();
+    recvae::PassStats st = trainer.train_pass(0, pass + 1, g, dropout, steps);
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / st.steps;
+    bytes = st.allreduce_bytes;
+    comm->allreduce_sum_host(&ms, 1);  // mean over ranks
+    return ms / comm->size();
   };
   std::int64_t enc_bytes = 0, dec_bytes = 0;
   const double enc_ms = time_steps(recvae::StepGroup::kEncoder, config.train.dropout, 0, enc_bytes);
@@ -147,6 +141,9 @@ int run(int argc, char** argv) {
                              std::max(1e-9, epoch_s - eval_s);
   double rss = peak_rss_gb();
   comm->allreduce_sum_host(&rss, 1);
+  // Device memory in use after the steps and the evaluation: the caching allocator keeps what the
+  // peak needed, so this approximates the peak (rank 0's device).
+  const double device_gb = trainer.device().is_cuda() ? recvae::device_memory_in_use(trainer.device().index()) / 1e9 : -1;
 
   if (root) {
     std::printf("recvae_bench: %s, %lld train users x %lld items, batch %lld, %d rank(s), device %s, backend %s, "
@@ -155,8 +152,8 @@ int run(int argc, char** argv) {
                 static_cast<long long>(trainer.model()->shape().items),
                 static_cast<long long>(config.train.batch_size), comm->size(), trainer.device().str().c_str(),
                 comm->backend().c_str(), torch::get_num_threads());
-    std::printf("  %-28s %10.2f ms   (median of %d)\n", "encoder step", enc_ms, steps);
-    std::printf("  %-28s %10.2f ms   (median of %d)\n", "decoder step", dec_ms, steps);
+    std::printf("  %-28s %10.2f ms   (mean of %d)\n", "encoder step", enc_ms, steps);
+    std::printf("  %-28s %10.2f ms   (mean of %d)\n", "decoder step", dec_ms, steps);
     if (eval)
       std::printf("  %-28s %10.0f users/s (%lld users in %.2f s)\n", "evaluation", eval_users / std::max(eval_s, 1e-9),
                   static_cast<long long>(eval_users), eval_s);
@@ -166,6 +163,7 @@ int run(int argc, char** argv) {
     std::printf("  %-28s %10.0f users/s\n", "training throughput", users_per_s);
     std::printf("  %-28s %10.1f MB encoder, %.1f MB decoder\n", "all-reduced per step", enc_bytes / 1e6, dec_bytes / 1e6);
     std::printf("  %-28s %10.2f GB (sum over ranks)\n", "peak host memory", rss);
+    if (device_gb >= 0) std::printf("  %-28s %10.2f GB (rank 0's GPU, in use after the run)\n", "device memory", device_gb);
     if (!json_path.empty()) {
       recvae::JsonObject j;
       j.add("data", tmp_file.empty() ? data : preset).add("train_users", users)
@@ -177,7 +175,7 @@ int run(int argc, char** argv) {
           .add("eval_users_per_second", eval ? eval_users / std::max(eval_s, 1e-9) : 0.0)
           .add("epoch_seconds_estimated", epoch_s).add("train_users_per_second", users_per_s)
           .add("allreduce_bytes_encoder_step", enc_bytes).add("allreduce_bytes_decoder_step", dec_bytes)
-          .add("peak_host_memory_gb", rss);
+          .add("peak_host_memory_gb", rss).add("device_memory_gb", device_gb);
       std::ofstream(json_path) << j.str() << "\n";
     }
   }
