@@ -98,7 +98,10 @@ void broadcast_tensor(torch::Tensor t, Communicator& comm) {
 
 HeldOutShard load_held_out(const SplitFile& file, const char* fold_in, const char* holdout, int rank, int size) {
   const RowRange r = shard_of(file, fold_in, rank, size);
-  return {file.read_rows(fold_in, r.lo, r.hi), file.read_rows(holdout, r.lo, r.hi)};
+  HeldOutShard shard;
+  shard.fold_in = file.read_rows(fold_in, r.lo, r.hi);
+  shard.holdout = file.read_rows(holdout, r.lo, r.hi);
+  return shard;
 }
 
 // Test hook: RECVAE_FAULT_RANK=r [RECVAE_FAULT_STEP=k] makes rank r fail at step k (default 0)

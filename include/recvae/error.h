@@ -1,5 +1,6 @@
 #pragma once
 // Error types shared by every binary. Their exit codes are part of the command-line contract.
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -16,5 +17,10 @@ class InputError : public std::runtime_error {
 constexpr int kExitInputError = 2;
 /// Exit status for an internal or runtime failure (I/O error during a run, NaN loss, ...).
 constexpr int kExitRuntimeError = 1;
+
+/// Runs a single-process binary's body and maps its exceptions to the exit-status contract:
+/// InputError prints "<program>: error: <message>" and gives kExitInputError, any other
+/// exception "<program>: failure: <message>" and kExitRuntimeError.
+int run_guarded(const char* program, const std::function<int()>& body);
 
 }  // namespace recvae

@@ -170,15 +170,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const recvae::InputError& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "recvae_prep: error: %s\n", e.what());
-    return recvae::kExitInputError;
-  } catch (const std::exception& e) {
-    std::fflush(stdout);
-    std::fprintf(stderr, "recvae_prep: failure: %s\n", e.what());
-    return recvae::kExitRuntimeError;
-  }
+  return recvae::run_guarded("recvae_prep", [&] { return run(argc, argv); });
 }
