@@ -15,12 +15,29 @@ log() { echo "gpu_check: $(date +%T) $*" | tee -a "$OUT/summary.txt"; }
 
 nvidia-smi -L | tee "$OUT/gpu.txt"
 TP=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
-log "configure + build (libtorch from $TP)"
-if ! { cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TP" &&
-       cmake --build build-gpu -j "$(nproc)"; } > "$OUT/build.log" 2>&1; then
-  log "BUILD FAILED (tail of build.log follows)"; tail -40 "$OUT/build.log"; exit 1
+# Link the NCCL that libtorch itself loads (the pip wheel's), so one copy is in the process.
+TORCH_NCCL=$(python3 - <<'PY' 2>/dev/null
+import glob, os, torch
+site = os.path.dirname(os.path.dirname(torch.__file__))
+hits = glob.glob(os.path.join(site, "nvidia", "nccl*", "lib", "libnccl.so*"))
+print(hits[0] if hits else "")
+PY
+)
+NCCL_ARGS=()
+[[ -n "$TORCH_NCCL" ]] && NCCL_ARGS=(-DNCCL_LIBRARY="$TORCH_NCCL")
+log "configure + build (libtorch from $TP; NCCL ${TORCH_NCCL:-system})"
+build() {
+  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TP" "${NCCL_ARGS[@]}" "$@" &&
+    cmake --build build-gpu -j "$(nproc)"
+}
+if ! build > "$OUT/build.log" 2>&1; then
+  log "C++17 build failed; retrying with C++20 (tail of the first log in build.log)"
+  if ! build -DCMAKE_CXX_STANDARD=20 >> "$OUT/build.log" 2>&1; then
+    log "BUILD FAILED (tail of build.log follows)"; tail -40 "$OUT/build.log"; exit 1
+  fi
 fi
 B=build-gpu
+ldd "$B/recvae_dist" | grep -Ei "nccl|cudart|torch_cuda" | tee -a "$OUT/summary.txt"
 
 log "tests (GPU equality tests + the whole suite)"
 "$B/tests/recvae_core_tests" --gtest_filter='DevicePath.*' > "$OUT/tests-gpu.log" 2>&1; log "device tests rc=$?"

@@ -238,7 +238,8 @@ Trainer::Trainer(const Config& config, Communicator& comm) : impl_(std::make_uni
     s.validation.upload(s.device);
     s.test.upload(s.device);
   }
-  if (s.device.is_cuda()) at::globalContext().setAllowTF32CuBLAS(config.train.precision == "tf32");
+  // "high" lets CUDA matmuls use TF32; the string form of this setting exists in 1.13 and 2.x.
+  if (s.device.is_cuda()) at::globalContext().setFloat32MatmulPrecision(config.train.precision == "tf32" ? "high" : "highest");
 
   // Ranks started with different configs or data files would train different models while
   // exchanging gradients: compare a hash of both across ranks before anything else.

@@ -200,5 +200,6 @@ int main(int argc, char** argv) {
   int initialised = 0;
   MPI_Initialized(&initialised);
   if (code != 0 && initialised && recvae::init_process().size > 1) MPI_Abort(MPI_COMM_WORLD, code);  // no rank left waiting
+  recvae::finalize_process();
   return code;
 }
