@@ -16,6 +16,8 @@
 #include "recvae/batch_plan.h"
 #include "recvae/checkpoint.h"
 #include "recvae/device_batch.h"
+#include "recvae/device_select.h"
+#include "recvae/grad_sync.h"
 #include "recvae/error.h"
 #include "recvae/evaluator.h"
 #include "recvae/h5_dataset.h"
@@ -25,76 +27,11 @@
 
 namespace recvae {
 
-// Note [Gradient sync]
-// ~~~~~~~~~~~~~~~~~~~~
-// Each optimiser group (encoder, decoder) owns one flat gradient buffer, and every parameter's
-// .grad is a view into it, so backward accumulates straight into the buffer and a step costs one
-// all-reduce of the whole group, with no packing copies. The loss is already divided by the
-// global batch size (Note [World-size invariance]), so the all-reduce *sums*: no averaging by
-// world size. The group that a pass does not step has requires_grad off, so backward computes
-// no gradient for it (and in decoder passes builds no graph through the encoder at all).
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-torch::Device pick_device(const DistConfig& dist, const ProcessInfo& proc) {
-  if (dist.device == "cpu") return torch::kCPU;
-  const int count = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
-  if (proc.local_rank < count) return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(proc.local_rank));
-  // No GPU of its own: fine on a CPU-only node with device auto; otherwise only when allowed.
-  if (dist.device == "auto" && (count == 0 || dist.allow_cpu)) return torch::kCPU;
-  throw InputError("rank " + std::to_string(proc.rank) + " (local rank " + std::to_string(proc.local_rank) +
-                   " of " + std::to_string(proc.local_size) + " on its node) has no GPU of its own (" +
-                   std::to_string(count) + " visible); start at most one rank per GPU, or set dist.allow_cpu=true " +
-                   "or dist.device=cpu");
-}
-
-// A group's parameters with their gradients as views of one flat buffer (Note [Gradient sync]).
-struct GradGroup {
-  std::vector<torch::Tensor> params;
-  torch::Tensor flat;
-
-  void bind(std::vector<torch::Tensor> ps, const torch::Device& device) {
-    params = std::move(ps);
-    std::int64_t total = 0;
-    for (auto& p : params) total += p.numel();
-    flat = torch::zeros({total}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-    std::int64_t off = 0;
-    for (auto& p : params) {
-      p.mutable_grad() = flat.narrow(0, off, p.numel()).view(p.sizes());
-      off += p.numel();
-    }
-  }
-  void set_requires_grad(bool on) {
-    for (auto& p : params) p.set_requires_grad(on);
-  }
-  std::int64_t bytes() const { return flat.numel() * static_cast<std::int64_t>(sizeof(float)); }
-};
-
-void allreduce_group(GradGroup& g, Communicator& comm) {
-  if (comm.size() == 1) return;
-  if (g.flat.is_cuda() && comm.backend() == "mpi") {  // MPI backend with CUDA tensors: stage on host
-    auto host = g.flat.to(torch::kCPU);
-    comm.allreduce_sum(host.data_ptr<float>(), static_cast<std::size_t>(host.numel()));
-    g.flat.copy_(host);
-  } else {
-    comm.allreduce_sum(g.flat.data_ptr<float>(), static_cast<std::size_t>(g.flat.numel()));
-  }
-}
-
-void broadcast_tensor(torch::Tensor t, Communicator& comm) {
-  torch::NoGradGuard guard;
-  if (t.is_cuda() && comm.backend() == "mpi") {
-    auto host = t.to(torch::kCPU).contiguous();
-    comm.broadcast(host.data_ptr<float>(), static_cast<std::size_t>(host.numel()), 0);
-    t.copy_(host);
-  } else {
-    comm.broadcast(t.data_ptr<float>(), static_cast<std::size_t>(t.numel()), 0);
-  }
-}
 
 HeldOutShard load_held_out(const SplitFile& file, const char* fold_in, const char* holdout, int rank, int size) {
   const RowRange r = shard_of(file, fold_in, rank, size);
@@ -157,31 +94,6 @@ std::vector<PassSpec> epoch_schedule(const TrainConfig& train) {
   for (int p = 0; p < train.decoder_passes; ++p)
     passes.push_back({StepGroup::kDecoder, train.encoder_passes + p, 0.0, false});
   return passes;
-}
-
-std::unique_ptr<Communicator> make_communicator(const Config& config) {
-  // All ranks must pick the same backend, so the choice is agreed on before any is created.
-  auto mpi = make_mpi_communicator();
-  std::int64_t gpu[2] = {0, 0};
-  std::string error;
-  try {
-    gpu[0] = gpu[1] = pick_device(config.dist, mpi->info()).is_cuda() ? 1 : 0;
-  } catch (const InputError& e) {
-    error = e.what();
-    gpu[0] = 2;  // flag: this rank cannot start
-  }
-  mpi->allreduce_max_host(&gpu[0], 1);
-  mpi->allreduce_min_host(&gpu[1], 1);
-  if (!error.empty()) throw InputError(error);
-  if (gpu[0] == 2) throw InputError("another rank has no usable device (see its message)");
-  const bool all_gpu = gpu[1] == 1;
-  if (config.dist.backend == "nccl" && !all_gpu)
-    throw InputError("config key 'dist.backend': nccl needs a GPU on every rank");
-  if (config.dist.backend == "nccl" && !nccl_available())
-    throw InputError("config key 'dist.backend': this build has no NCCL backend");
-  if (all_gpu && config.dist.backend != "mpi" && nccl_available())
-    return make_nccl_communicator(mpi->info().local_rank, config.dist.timeout_seconds);
-  return mpi;
 }
 
 struct Trainer::Impl {

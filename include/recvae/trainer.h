@@ -96,17 +96,9 @@ class Trainer {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace recvae
-
-namespace recvae {
-
 /// Keeps large host allocations on glibc's heap instead of fresh mmaps: every training step
 /// allocates and frees tensors of tens of MB (logits, the W1 gradient), and an mmap per step
 /// costs a page fault per 4 KiB. Binaries call it once at start-up (it is process-wide).
 void configure_host_allocator();
-
-/// The communicator `config.dist` asks for: NCCL when this rank computes on a GPU and NCCL is
-/// built (backend auto|nccl), MPI otherwise. Initialises MPI.
-std::unique_ptr<Communicator> make_communicator(const Config& config);
 
 }  // namespace recvae

@@ -14,6 +14,7 @@
 
 #include "recvae/comm.h"
 #include "recvae/config.h"
+#include "recvae/device_select.h"
 #include "recvae/device_info.h"
 #include "recvae/error.h"
 #include "recvae/h5_dataset.h"

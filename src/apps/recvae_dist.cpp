@@ -6,6 +6,7 @@
 
 #include "recvae/comm.h"
 #include "recvae/config.h"
+#include "recvae/device_select.h"
 #include "recvae/error.h"
 #include "recvae/stop_signal.h"
 #include "recvae/trainer.h"

@@ -89,7 +89,9 @@ void check_metrics_on(const torch::Device& device) {
         v.push_back(1.f);
       }
   holdout = CsrMatrix::from_triplets(users, items, r, c, v);
-  auto scores = torch::rand({users, items});
+  // Distinct scores per row (a permutation): without ties the two top-k rankings must agree.
+  torch::manual_seed(9);
+  auto scores = torch::rand({users, items}).argsort(/*dim=*/1, /*descending=*/false).to(torch::kFloat32).contiguous();
   MetricSums host = score_rows(scores.data_ptr<float>(), items, users, items, fold_in, holdout, 0);
   std::vector<std::int64_t> ids(users);
   std::iota(ids.begin(), ids.end(), 0);
