@@ -33,13 +33,7 @@ MetricSums score_rows_tensor(torch::Tensor scores, const SparseBatch& fold_in, c
   auto sums = torch::stack({torch::where(counted, ndcg, zero).sum(), torch::where(counted, recall(20), zero).sum(),
                             torch::where(counted, recall(50), zero).sum(), counted.to(torch::kFloat64).sum()})
                   .to(torch::kCPU);
-  auto p = sums.data_ptr<double>();
-  MetricSums m;
-  m.ndcg100 = p[0];
-  m.recall20 = p[1];
-  m.recall50 = p[2];
-  m.users = static_cast<std::int64_t>(p[3] + 0.5);
-  return m;
+  return MetricSums::from_array(sums.data_ptr<double>());
 }
 
 MetricSums evaluate_model_local(RecVAE& model, const HeldOutShard& shard, std::int64_t batch_size,
@@ -71,14 +65,10 @@ MetricSums evaluate_scores_local(const std::vector<float>& item_scores, const He
 }
 
 MetricSums reduce_metrics(const MetricSums& local, Communicator& comm) {
-  double buf[4] = {local.ndcg100, local.recall20, local.recall50, static_cast<double>(local.users)};
+  double buf[4];
+  local.to_array(buf);
   comm.allreduce_sum_host(buf, 4);
-  MetricSums total;
-  total.ndcg100 = buf[0];
-  total.recall20 = buf[1];
-  total.recall50 = buf[2];
-  total.users = static_cast<std::int64_t>(buf[3] + 0.5);
-  return total;
+  return MetricSums::from_array(buf);
 }
 
 }  // namespace recvae

@@ -36,6 +36,22 @@ MetricSums& MetricSums::operator+=(const MetricSums& o) {
   return *this;
 }
 
+void MetricSums::to_array(double (&out)[4]) const {
+  out[0] = ndcg100;
+  out[1] = recall20;
+  out[2] = recall50;
+  out[3] = static_cast<double>(users);
+}
+
+MetricSums MetricSums::from_array(const double* v) {
+  MetricSums m;
+  m.ndcg100 = v[0];
+  m.recall20 = v[1];
+  m.recall50 = v[2];
+  m.users = static_cast<std::int64_t>(v[3] + 0.5);
+  return m;
+}
+
 std::vector<std::int32_t> top_k(const float* scores, std::int64_t items, const std::int32_t* excluded,
                                 std::int64_t num_excluded, int k) {
   // A heap of the k best so far, worst on top: one comparison per item once it is full.

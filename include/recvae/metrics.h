@@ -17,6 +17,10 @@ struct MetricSums {
 
   /// Adds another set of sums.
   MetricSums& operator+=(const MetricSums& o);
+  /// The sums as {ndcg100, recall20, recall50, users} (the layout reductions move around).
+  void to_array(double (&out)[4]) const;
+  /// Sums from the to_array layout.
+  static MetricSums from_array(const double* v);
   /// Mean NDCG@100 (0 when no user counted).
   double mean_ndcg100() const { return users ? ndcg100 / users : 0.0; }
   /// Mean Recall@20.
