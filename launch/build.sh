@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs the dependencies (launch/install_deps.sh) and builds the project into build/.
+#
+#   bash launch/build.sh [TARGET ...]     # no target: everything (libraries, binaries, tests)
+#
 # Environment: BUILD_DIR (default build), BUILD_TYPE (default Release), JOBS (default nproc),
-# CMAKE_ARGS (extra configure arguments, e.g. -DCMAKE_PREFIX_PATH=... for a CUDA libtorch).
+# CMAKE_ARGS (extra configure arguments, e.g. -DCMAKE_PREFIX_PATH=... for a CUDA libtorch, or
+# -DRECVAE_WITH_NCCL=OFF for the MPI-only build a machine without CUDA gets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,4 +14,6 @@ BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
 # shellcheck disable=SC2086
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" ${CMAKE_ARGS:-}
-cmake --build "$BUILD_DIR" -j "$JOBS"
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+cmake --build "$BUILD_DIR" -j "$JOBS" "${targets[@]}"

@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash launch/build.sh
+# Only what the quickstart runs: the trainer and the data generator (the test binaries are
+# built by launch/test.sh).
+bash launch/build.sh recvae_dist recvae_synth
 mkdir -p data
 if [[ ! -f data/quickstart.h5 ]]; then
   build/recvae_synth --preset tiny --seed 1 --output data/quickstart.h5

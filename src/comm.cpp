@@ -2,6 +2,8 @@
 
 #include <mpi.h>
 
+#include <stdexcept>
+
 namespace recvae {
 namespace {
 bool g_we_initialised = false;
