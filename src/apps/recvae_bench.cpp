@@ -12,15 +12,15 @@
 #include <string>
 #include <vector>
 
-#include "recvae/comm.h"
-#include "recvae/config.h"
-#include "recvae/device_select.h"
-#include "recvae/device_info.h"
-#include "recvae/error.h"
-#include "recvae/h5_dataset.h"
-#include "recvae/json.h"
-#include "recvae/synth.h"
-#include "recvae/trainer.h"
+#include "recvae/dist/comm.h"
+#include "recvae/util/config.h"
+#include "recvae/dist/device_select.h"
+#include "recvae/dist/device_info.h"
+#include "recvae/util/error.h"
+#include "recvae/data/h5_dataset.h"
+#include "recvae/util/json.h"
+#include "recvae/data/synth.h"
+#include "recvae/train/trainer.h"
 
 namespace {
 

@@ -4,12 +4,12 @@
 #include <string>
 #include <vector>
 
-#include "recvae/comm.h"
-#include "recvae/config.h"
-#include "recvae/device_select.h"
-#include "recvae/error.h"
-#include "recvae/stop_signal.h"
-#include "recvae/trainer.h"
+#include "recvae/dist/comm.h"
+#include "recvae/util/config.h"
+#include "recvae/dist/device_select.h"
+#include "recvae/util/error.h"
+#include "recvae/train/stop_signal.h"
+#include "recvae/train/trainer.h"
 
 namespace {
 

@@ -9,10 +9,10 @@
 #include <string>
 #include <vector>
 
-#include "recvae/error.h"
-#include "recvae/h5_dataset.h"
-#include "recvae/raw_readers.h"
-#include "recvae/split_protocol.h"
+#include "recvae/util/error.h"
+#include "recvae/data/h5_dataset.h"
+#include "recvae/data/raw_readers.h"
+#include "recvae/data/split_protocol.h"
 
 namespace {
 

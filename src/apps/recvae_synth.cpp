@@ -7,10 +7,10 @@
 #include <optional>
 #include <string>
 
-#include "recvae/error.h"
-#include "recvae/h5_dataset.h"
-#include "recvae/split_protocol.h"
-#include "recvae/synth.h"
+#include "recvae/util/error.h"
+#include "recvae/data/h5_dataset.h"
+#include "recvae/data/split_protocol.h"
+#include "recvae/data/synth.h"
 
 namespace {
 

@@ -1,7 +1,7 @@
 #include "fixtures.h"
 
-#include "recvae/h5_dataset.h"
-#include "recvae/synth.h"
+#include "recvae/data/h5_dataset.h"
+#include "recvae/data/synth.h"
 
 namespace recvae::testing {
 

@@ -2,7 +2,7 @@
 // Fixtures shared by the core and multi-rank tests: small split files and configs.
 #include <string>
 
-#include "recvae/config.h"
+#include "recvae/util/config.h"
 
 namespace recvae::testing {
 

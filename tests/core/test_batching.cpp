@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <numeric>
 
-#include "recvae/batch_plan.h"
-#include "recvae/counter_rng.h"
-#include "recvae/sharding.h"
-#include "recvae/sparse_batch.h"
+#include "recvae/batch/batch_plan.h"
+#include "recvae/batch/counter_rng.h"
+#include "recvae/data/sharding.h"
+#include "recvae/batch/sparse_batch.h"
 
 namespace recvae {
 namespace {

@@ -6,11 +6,11 @@
 
 #include "../common/fixtures.h"
 #include "../test_util.h"
-#include "recvae/checkpoint.h"
-#include "recvae/comm.h"
-#include "recvae/error.h"
-#include "recvae/stop_signal.h"
-#include "recvae/trainer.h"
+#include "recvae/train/checkpoint.h"
+#include "recvae/dist/comm.h"
+#include "recvae/util/error.h"
+#include "recvae/train/stop_signal.h"
+#include "recvae/train/trainer.h"
 
 namespace fs = std::filesystem;
 

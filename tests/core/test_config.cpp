@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
 #include "../test_util.h"
-#include "recvae/config.h"
-#include "recvae/error.h"
+#include "recvae/util/config.h"
+#include "recvae/util/error.h"
 
 namespace recvae {
 namespace {

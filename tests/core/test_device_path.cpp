@@ -6,11 +6,11 @@
 
 #include "../common/fixtures.h"
 #include "../test_util.h"
-#include "recvae/comm.h"
-#include "recvae/counter_rng.h"
-#include "recvae/device_batch.h"
-#include "recvae/evaluator.h"
-#include "recvae/trainer.h"
+#include "recvae/dist/comm.h"
+#include "recvae/batch/counter_rng.h"
+#include "recvae/batch/device_batch.h"
+#include "recvae/eval/evaluator.h"
+#include "recvae/train/trainer.h"
 
 namespace recvae {
 namespace {

@@ -5,7 +5,7 @@
 #include <numeric>
 #include <random>
 
-#include "recvae/metrics.h"
+#include "recvae/eval/metrics.h"
 
 namespace recvae {
 namespace {

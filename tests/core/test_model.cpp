@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "recvae/model.h"
+#include "recvae/models/recvae.h"
 
 namespace recvae {
 namespace {

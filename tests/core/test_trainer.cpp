@@ -5,8 +5,8 @@
 
 #include "../common/fixtures.h"
 #include "../test_util.h"
-#include "recvae/comm.h"
-#include "recvae/trainer.h"
+#include "recvae/dist/comm.h"
+#include "recvae/train/trainer.h"
 
 namespace recvae {
 namespace {

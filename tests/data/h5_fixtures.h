@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "recvae/csr.h"
-#include "recvae/h5_dataset.h"
+#include "recvae/data/csr.h"
+#include "recvae/data/h5_dataset.h"
 
 namespace recvae::testing {
 

@@ -3,7 +3,7 @@
 
 #include <filesystem>
 
-#include "recvae/h5_dataset.h"
+#include "recvae/data/h5_dataset.h"
 #include "../test_util.h"
 
 namespace fs = std::filesystem;

@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "h5_fixtures.h"
-#include "recvae/error.h"
+#include "recvae/util/error.h"
 #include "../test_util.h"
 
 namespace fs = std::filesystem;

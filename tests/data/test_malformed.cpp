@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "h5_fixtures.h"
-#include "recvae/error.h"
-#include "recvae/raw_readers.h"
+#include "recvae/util/error.h"
+#include "recvae/data/raw_readers.h"
 #include "../test_util.h"
 
 namespace fs = std::filesystem;

@@ -6,9 +6,9 @@
 #include <map>
 #include <set>
 
-#include "recvae/error.h"
-#include "recvae/split_protocol.h"
-#include "recvae/synth.h"
+#include "recvae/util/error.h"
+#include "recvae/data/split_protocol.h"
+#include "recvae/data/synth.h"
 
 using namespace recvae;
 

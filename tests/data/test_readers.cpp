@@ -5,8 +5,8 @@
 #include <map>
 #include <set>
 
-#include "recvae/error.h"
-#include "recvae/raw_readers.h"
+#include "recvae/util/error.h"
+#include "recvae/data/raw_readers.h"
 #include "../test_util.h"
 
 using namespace recvae;

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "recvae/error.h"
-#include "recvae/raw_readers.h"
+#include "recvae/util/error.h"
+#include "recvae/data/raw_readers.h"
 
 namespace {
 

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "data/h5_fixtures.h"
-#include "recvae/error.h"
-#include "recvae/h5_dataset.h"
+#include "recvae/util/error.h"
+#include "recvae/data/h5_dataset.h"
 
 namespace {
 

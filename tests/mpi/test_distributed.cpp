@@ -9,11 +9,11 @@
 
 #include "../common/fixtures.h"
 #include "../test_util.h"
-#include "recvae/comm.h"
-#include "recvae/error.h"
-#include "recvae/h5_dataset.h"
-#include "recvae/sharding.h"
-#include "recvae/trainer.h"
+#include "recvae/dist/comm.h"
+#include "recvae/util/error.h"
+#include "recvae/data/h5_dataset.h"
+#include "recvae/data/sharding.h"
+#include "recvae/train/trainer.h"
 
 namespace recvae {
 namespace {

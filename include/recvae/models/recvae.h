@@ -1,0 +1,97 @@
+#pragma once
+// RecVAE (Shenbin et al., WSDM 2020) as ../spec/recvae.md states it: encoder, composite prior
+// with a frozen encoder_old, linear decoder with a multinomial likelihood, and the loss.
+#include <torch/torch.h>
+
+#include <array>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "recvae/batch/sparse_batch.h"
+
+namespace recvae {
+
+/// Sizes and constants of the network.
+struct ModelShape {
+  std::int64_t items = 0;        ///< I: input and output width
+  std::int64_t hidden = 600;     ///< H
+  std::int64_t latent = 200;     ///< D
+  double layernorm_eps = 0.1;    ///< LayerNorm eps
+};
+
+/// Element-wise log N(x; mu, exp(logvar)).
+torch::Tensor log_norm_pdf(const torch::Tensor& x, const torch::Tensor& mu, const torch::Tensor& logvar);
+
+/// Composite prior log-density per element: logsumexp of the weighted N(0,1), N(mu_old,
+/// exp(logvar_old)) and N(0, exp(wide_logvar)) components.
+torch::Tensor composite_prior_log_density(const torch::Tensor& z, const torch::Tensor& mu_old,
+                                          const torch::Tensor& logvar_old,
+                                          const std::array<double, 3>& weights, double wide_logvar);
+
+/// The q(z|x) network: sparse first layer, five dense-skip layers with swish and LayerNorm.
+class EncoderImpl : public torch::nn::Module {
+ public:
+  /// Creates and initialises the layers (nn.Linear's default initialisation).
+  explicit EncoderImpl(const ModelShape& shape);
+  /// (mu, logvar) for rows given by non-zeros: item `cols`, row starts `offsets`, input `weights`.
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& cols, const torch::Tensor& offsets,
+                                                  const torch::Tensor& weights);
+  /// The same from a dense [rows, items] input (tests use it as the reference computation).
+  std::pair<torch::Tensor, torch::Tensor> forward_dense(const torch::Tensor& x);
+
+  torch::Tensor w1;  ///< [items, hidden]: first layer, stored item-major so rows can be gathered
+  torch::Tensor b1;  ///< [hidden]
+
+ private:
+  std::pair<torch::Tensor, torch::Tensor> layers_after_first(const torch::Tensor& a1);
+  std::vector<torch::nn::Linear> fc_;     // layers 2..5
+  std::vector<torch::nn::LayerNorm> ln_;  // layers 1..5
+  torch::nn::Linear mu_{nullptr}, logvar_{nullptr};
+};
+TORCH_MODULE(Encoder);
+
+/// KL weighting: per-user gamma*|x_u| when gamma > 0, else the constant beta.
+struct KlWeight {
+  double gamma = 0.005;  ///< per-user weight factor
+  double beta = 0.0;     ///< constant weight (gamma == 0)
+};
+
+/// Loss of one (local part of a) batch.
+struct LossTerms {
+  torch::Tensor loss;     ///< scalar to backpropagate: -(1/global_batch) * sum_u (mll_u - w_u kl_u)
+  torch::Tensor mll_sum;  ///< sum over the batch's users of mll_u (detached)
+  torch::Tensor kl_sum;   ///< sum over the batch's users of kl_u (detached)
+};
+
+/// RecVAE: encoder, encoder_old (frozen, in the composite prior) and decoder.
+class RecVAEImpl : public torch::nn::Module {
+ public:
+  /// Builds all three networks; encoder_old is initialised independently (reference behaviour).
+  RecVAEImpl(const ModelShape& shape, const std::array<double, 3>& prior_weights, double prior_wide_logvar);
+  /// Training loss with sampling z = mu + noise * exp(logvar / 2). `global_batch` is the size of
+  /// the whole global batch (Note [World-size invariance]).
+  LossTerms loss(const SparseBatch& batch, double global_batch, const KlWeight& kl);
+  /// Evaluation scores: decoder logits at z = mu for the clean (undropped) input, [rows, items].
+  torch::Tensor scores(const SparseBatch& batch);
+  /// encoder_old <- encoder (copy of every parameter and buffer).
+  void refresh_prior();
+  /// Parameters stepped in encoder passes.
+  std::vector<torch::Tensor> encoder_parameters() const { return encoder->parameters(); }
+  /// Parameters stepped in decoder passes.
+  std::vector<torch::Tensor> decoder_parameters() const { return decoder->parameters(); }
+  /// Shape given at construction.
+  const ModelShape& shape() const { return shape_; }
+
+  Encoder encoder{nullptr};       ///< q(z|x)
+  Encoder encoder_old{nullptr};   ///< frozen copy used by the composite prior
+  torch::nn::Linear decoder{nullptr};  ///< logits = Wd z + bd
+
+ private:
+  ModelShape shape_;
+  std::array<double, 3> prior_weights_;
+  double prior_wide_logvar_;
+};
+TORCH_MODULE(RecVAE);
+
+}  // namespace recvae

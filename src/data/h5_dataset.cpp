@@ -1,0 +1,487 @@
+// HDF5 split files (format: data/README.md). C API only; every failure becomes an InputError that
+// names the file, the split and the problem.
+#include "recvae/data/h5_dataset.h"
+
+#include <hdf5.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+
+#include "recvae/util/error.h"
+
+namespace recvae {
+
+namespace {
+
+const char* const kAllSplits[] = {split::kTrain, split::kValidationFoldIn, split::kValidationHoldout,
+                                  split::kTestFoldIn, split::kTestHoldout};
+
+void silence_hdf5() {
+  static const bool once = [] {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    return true;
+  }();
+  (void)once;
+}
+
+/// Owns one hid_t and closes it with the matching H5*close.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  Handle(Handle&& o) noexcept : id_(o.id_), closer_(o.closer_) { o.id_ = -1; }
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = o.id_;
+      closer_ = o.closer_;
+      o.id_ = -1;
+    }
+    return *this;
+  }
+  ~Handle() { reset(); }
+  void reset() {
+    if (id_ >= 0 && closer_) closer_(id_);
+    id_ = -1;
+  }
+  hid_t get() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+
+ private:
+  hid_t id_ = -1;
+  Closer closer_ = nullptr;
+};
+
+Handle checked(hid_t id, Handle::Closer closer, const std::string& message) {
+  if (id < 0) throw InputError(message);
+  return Handle(id, closer);
+}
+
+void check(herr_t status, const std::string& message) {
+  if (status < 0) throw InputError(message);
+}
+
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing helpers
+
+Handle vlen_string_type() {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  return Handle(t, H5Tclose);
+}
+
+void write_string_attr(hid_t obj, const char* name, const std::string& value, const std::string& where) {
+  Handle type = vlen_string_type();
+  Handle space = checked(H5Screate(H5S_SCALAR), H5Sclose, where + ": cannot create dataspace");
+  Handle attr = checked(H5Acreate2(obj, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                        where + ": cannot create attribute " + name);
+  const char* p = value.c_str();
+  check(H5Awrite(attr.get(), type.get(), &p), where + ": cannot write attribute " + name);
+}
+
+template <typename T>
+void write_scalar_attr(hid_t obj, const char* name, hid_t mem_type, hid_t file_type, T value,
+                       const std::string& where) {
+  Handle space = checked(H5Screate(H5S_SCALAR), H5Sclose, where + ": cannot create dataspace");
+  Handle attr = checked(H5Acreate2(obj, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                        where + ": cannot create attribute " + name);
+  check(H5Awrite(attr.get(), mem_type, &value), where + ": cannot write attribute " + name);
+}
+
+/// 1-D dataset, chunked (1M elements) when non-empty, uncompressed: writing is memory-bandwidth bound.
+void write_array(hid_t loc, const char* name, hid_t mem_type, hid_t file_type, const void* data, std::size_t n,
+                 const std::string& where) {
+  hsize_t dims[1] = {static_cast<hsize_t>(n)};
+  Handle space = checked(H5Screate_simple(1, dims, nullptr), H5Sclose, where + ": cannot create dataspace");
+  Handle dcpl = checked(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, where + ": cannot create property list");
+  if (n > 0) {
+    hsize_t chunk[1] = {std::min<hsize_t>(n, hsize_t(1) << 20)};
+    check(H5Pset_chunk(dcpl.get(), 1, chunk), where + ": cannot set chunking");
+  }
+  Handle ds = checked(H5Dcreate2(loc, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                      H5Dclose, where + ": cannot create dataset " + name);
+  if (n > 0) check(H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), where + ": cannot write " + name);
+}
+
+void write_strings(hid_t loc, const char* name, const std::vector<std::string>& values, const std::string& where) {
+  std::vector<const char*> ptrs(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i) ptrs[i] = values[i].c_str();
+  Handle type = vlen_string_type();
+  hsize_t dims[1] = {static_cast<hsize_t>(values.size())};
+  Handle space = checked(H5Screate_simple(1, dims, nullptr), H5Sclose, where + ": cannot create dataspace");
+  Handle ds = checked(H5Dcreate2(loc, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                      H5Dclose, where + ": cannot create dataset " + name);
+  if (!values.empty())
+    check(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()),
+          where + ": cannot write " + name);
+}
+
+void write_csr(hid_t file, const std::string& name, const CsrMatrix& m, const std::string& where) {
+  Handle group = checked(H5Gcreate2(file, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                         where + ": cannot create group " + name);
+  write_string_attr(group.get(), "encoding-type", "csr_matrix", where);
+  write_string_attr(group.get(), "encoding-version", "0.1.0", where);
+  {
+    std::int64_t shape[2] = {m.rows, m.cols};
+    hsize_t dims[1] = {2};
+    Handle space = checked(H5Screate_simple(1, dims, nullptr), H5Sclose, where + ": cannot create dataspace");
+    Handle attr = checked(H5Acreate2(group.get(), "shape", H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                          H5Aclose, where + ": cannot create attribute shape");
+    check(H5Awrite(attr.get(), H5T_NATIVE_INT64, shape), where + ": cannot write shape");
+  }
+  write_array(group.get(), "indptr", H5T_NATIVE_INT64, H5T_STD_I64LE, m.indptr.data(), m.indptr.size(),
+              where + ": " + name);
+  write_array(group.get(), "indices", H5T_NATIVE_INT32, H5T_STD_I32LE, m.indices.data(), m.indices.size(),
+              where + ": " + name);
+  write_array(group.get(), "data", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, m.data.data(), m.data.size(),
+              where + ": " + name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading helpers
+
+std::int64_t dataset_length(hid_t ds, const std::string& where) {
+  Handle space = checked(H5Dget_space(ds), H5Sclose, where + ": cannot read dataspace");
+  if (H5Sget_simple_extent_ndims(space.get()) != 1) throw InputError(where + ": not a 1-D dataset");
+  hsize_t dims[1] = {0};
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  return static_cast<std::int64_t>(dims[0]);
+}
+
+/// Reads elements [offset, offset + count) of a 1-D dataset.
+void read_range(hid_t ds, hid_t mem_type, std::int64_t offset, std::int64_t count, void* out,
+                const std::string& where) {
+  if (count <= 0) return;
+  Handle fspace = checked(H5Dget_space(ds), H5Sclose, where + ": cannot read dataspace");
+  hsize_t start[1] = {static_cast<hsize_t>(offset)}, cnt[1] = {static_cast<hsize_t>(count)};
+  check(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, cnt, nullptr),
+        where + ": cannot select rows");
+  Handle mspace = checked(H5Screate_simple(1, cnt, nullptr), H5Sclose, where + ": cannot create dataspace");
+  check(H5Dread(ds, mem_type, mspace.get(), fspace.get(), H5P_DEFAULT, out),
+        where + ": read failed (file truncated or corrupt)");
+}
+
+bool has_link(hid_t loc, const std::string& path) {
+  // Check every component so that "a/b" with a missing "a" is not an error.
+  std::size_t pos = 0;
+  while (true) {
+    std::size_t slash = path.find('/', pos);
+    std::string prefix = path.substr(0, slash);
+    if (H5Lexists(loc, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (slash == std::string::npos) return true;
+    pos = slash + 1;
+  }
+}
+
+bool has_attr(hid_t obj, const char* name) { return H5Aexists(obj, name) > 0; }
+
+std::string read_string_attr(hid_t obj, const char* name, const std::string& where) {
+  Handle attr = checked(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, where + ": missing attribute " + name);
+  Handle ftype = checked(H5Aget_type(attr.get()), H5Tclose, where + ": cannot read attribute " + name);
+  if (H5Tget_class(ftype.get()) != H5T_STRING) throw InputError(where + ": attribute " + name + " is not a string");
+  if (H5Tis_variable_str(ftype.get()) > 0) {
+    Handle mtype = vlen_string_type();
+    char* p = nullptr;
+    check(H5Aread(attr.get(), mtype.get(), &p), where + ": cannot read attribute " + name);
+    std::string s = p ? p : "";
+    Handle space = checked(H5Aget_space(attr.get()), H5Sclose, where + ": cannot read attribute " + name);
+    H5Dvlen_reclaim(mtype.get(), space.get(), H5P_DEFAULT, &p);
+    return s;
+  }
+  std::size_t size = H5Tget_size(ftype.get());
+  std::string s(size, '\0');
+  Handle mtype = checked(H5Tcopy(H5T_C_S1), H5Tclose, where + ": type");
+  H5Tset_size(mtype.get(), size);
+  check(H5Aread(attr.get(), mtype.get(), s.data()), where + ": cannot read attribute " + name);
+  s.resize(std::strlen(s.c_str()));
+  return s;
+}
+
+template <typename T>
+T read_scalar_attr(hid_t obj, const char* name, hid_t mem_type, const std::string& where) {
+  Handle attr = checked(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, where + ": missing attribute " + name);
+  Handle space = checked(H5Aget_space(attr.get()), H5Sclose, where + ": cannot read attribute " + name);
+  if (H5Sget_simple_extent_npoints(space.get()) != 1) throw InputError(where + ": attribute " + name + " is not a scalar");
+  T value{};
+  check(H5Aread(attr.get(), mem_type, &value), where + ": cannot read attribute " + name);
+  return value;
+}
+
+std::vector<std::string> read_strings(hid_t loc, const char* name, const std::string& where) {
+  Handle ds = checked(H5Dopen2(loc, name, H5P_DEFAULT), H5Dclose, where + ": missing dataset " + name);
+  const std::int64_t n = dataset_length(ds.get(), where + ": " + name);
+  std::vector<std::string> out;
+  if (n == 0) return out;
+  {
+    // A corrupt length must not size the pointer array: every entry takes file space.
+    hsize_t file_size = 0;
+    Handle fid(H5Iget_file_id(loc), H5Fclose);
+    if (fid.valid()) H5Fget_filesize(fid.get(), &file_size);
+    if (static_cast<hsize_t>(n) > file_size)
+      throw InputError(where + ": " + name + " claims " + std::to_string(n) + " entries, more than the file's " +
+                       std::to_string(file_size) + " bytes (file corrupt)");
+  }
+  Handle mtype = vlen_string_type();
+  std::vector<char*> ptrs(static_cast<std::size_t>(n), nullptr);
+  Handle space = checked(H5Dget_space(ds.get()), H5Sclose, where + ": cannot read " + name);
+  check(H5Dread(ds.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()),
+        where + ": cannot read " + name + " (file truncated or corrupt)");
+  out.reserve(ptrs.size());
+  for (char* p : ptrs) out.emplace_back(p ? p : "");
+  H5Dvlen_reclaim(mtype.get(), space.get(), H5P_DEFAULT, ptrs.data());
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+void write_split_file(const std::string& path, const SplitData& data) {
+  silence_hdf5();
+  const CsrMatrix* mats[] = {&data.train, &data.validation_fold_in, &data.validation_holdout, &data.test_fold_in,
+                             &data.test_holdout};
+  for (int i = 0; i < 5; ++i) mats[i]->validate(path + ": " + kAllSplits[i]);
+  for (int i = 1; i < 5; ++i)
+    if (mats[i]->cols != data.train.cols)
+      throw InputError(path + ": " + kAllSplits[i] + " has " + std::to_string(mats[i]->cols) +
+                       " items but train has " + std::to_string(data.train.cols));
+  if (data.validation_fold_in.rows != data.validation_holdout.rows)
+    throw InputError(path + ": validation fold_in and holdout row counts differ");
+  if (data.test_fold_in.rows != data.test_holdout.rows)
+    throw InputError(path + ": test fold_in and holdout row counts differ");
+  if (!data.item_ids.empty() && static_cast<std::int64_t>(data.item_ids.size()) != data.train.cols)
+    throw InputError(path + ": item_ids has " + std::to_string(data.item_ids.size()) + " entries for " +
+                     std::to_string(data.train.cols) + " items");
+  auto check_ids = [&](const std::vector<std::string>& ids, std::int64_t rows, const char* what) {
+    if (!ids.empty() && static_cast<std::int64_t>(ids.size()) != rows)
+      throw InputError(path + ": " + what + " user ids: " + std::to_string(ids.size()) + " entries for " +
+                       std::to_string(rows) + " rows");
+  };
+  check_ids(data.train_user_ids, data.train.rows, "train");
+  check_ids(data.validation_user_ids, data.validation_fold_in.rows, "validation");
+  check_ids(data.test_user_ids, data.test_fold_in.rows, "test");
+
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  std::remove(tmp.c_str());
+  try {
+    {
+      Handle file = checked(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose,
+                            path + ": cannot create " + tmp + " (missing directory or no permission?)");
+      const hid_t f = file.get();
+      const std::string& w = path;
+      const ProtocolInfo& p = data.protocol;
+      write_scalar_attr<int>(f, "format_version", H5T_NATIVE_INT, H5T_STD_I32LE, kFormatVersion, w);
+      write_string_attr(f, "source_format", p.source_format, w);
+      write_scalar_attr<int>(f, "has_threshold", H5T_NATIVE_INT, H5T_STD_I32LE, p.has_threshold ? 1 : 0, w);
+      write_scalar_attr<double>(f, "threshold", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE,
+                                p.has_threshold ? p.threshold : std::numeric_limits<double>::quiet_NaN(), w);
+      write_scalar_attr<std::int64_t>(f, "min_items_per_user", H5T_NATIVE_INT64, H5T_STD_I64LE,
+                                      p.min_items_per_user, w);
+      write_scalar_attr<std::int64_t>(f, "min_users_per_item", H5T_NATIVE_INT64, H5T_STD_I64LE,
+                                      p.min_users_per_item, w);
+      write_scalar_attr<std::int64_t>(f, "heldout_users", H5T_NATIVE_INT64, H5T_STD_I64LE, p.heldout_users, w);
+      write_scalar_attr<double>(f, "holdout_fraction", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, p.holdout_fraction, w);
+      write_scalar_attr<std::uint64_t>(f, "seed", H5T_NATIVE_UINT64, H5T_STD_U64LE, p.seed, w);
+
+      for (const char* g : {"validation", "test", "user_ids"}) {
+        Handle grp = checked(H5Gcreate2(f, g, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                             w + ": cannot create group " + g);
+      }
+      for (int i = 0; i < 5; ++i) write_csr(f, kAllSplits[i], *mats[i], w);
+      write_strings(f, "item_ids", data.item_ids, w);
+      write_strings(f, "user_ids/train", data.train_user_ids, w);
+      write_strings(f, "user_ids/validation", data.validation_user_ids, w);
+      write_strings(f, "user_ids/test", data.test_user_ids, w);
+      check(H5Fflush(f, H5F_SCOPE_GLOBAL), w + ": cannot flush " + tmp);
+    }  // file closed here
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+      throw InputError(path + ": cannot rename " + tmp + " to the output name");
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+SplitFile::SplitFile(const std::string& path) : path_(path) {
+  silence_hdf5();
+  if (!file_exists(path)) throw InputError(path + ": no such file");
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) throw InputError(path + ": cannot open: not an HDF5 file or truncated");
+  file_id_ = f;
+  try {
+    if (!has_attr(f, "format_version")) throw InputError(path + ": missing attribute format_version (not a recvae split file?)");
+    const int version = read_scalar_attr<int>(f, "format_version", H5T_NATIVE_INT, path);
+    if (version != kFormatVersion)
+      throw InputError(path + ": format_version " + std::to_string(version) + ", this build reads " +
+                       std::to_string(kFormatVersion));
+    std::int64_t cols = -1;
+    std::string cols_from;
+    for (const char* s : kAllSplits) {
+      const std::string where = path + ": " + s;
+      if (!has_link(f, s)) throw InputError(where + ": missing group");
+      Handle g = checked(H5Gopen2(f, s, H5P_DEFAULT), H5Gclose, where + ": cannot open group");
+      for (const char* ds : {"indptr", "indices", "data"})
+        if (!has_link(g.get(), ds)) throw InputError(where + ": missing dataset " + ds);
+      Handle attr = checked(H5Aopen(g.get(), "shape", H5P_DEFAULT), H5Aclose, where + ": missing attribute shape");
+      Handle space = checked(H5Aget_space(attr.get()), H5Sclose, where + ": bad attribute shape");
+      if (H5Sget_simple_extent_npoints(space.get()) != 2) throw InputError(where + ": attribute shape must have 2 entries");
+      std::int64_t shape[2] = {0, 0};
+      check(H5Aread(attr.get(), H5T_NATIVE_INT64, shape), where + ": cannot read attribute shape");
+      if (shape[0] < 0 || shape[1] < 0) throw InputError(where + ": negative shape");
+      if (has_attr(g.get(), "encoding-type")) {
+        std::string enc = read_string_attr(g.get(), "encoding-type", where);
+        if (enc != "csr_matrix") throw InputError(where + ": encoding-type '" + enc + "', expected csr_matrix");
+      }
+      Handle indptr = checked(H5Dopen2(g.get(), "indptr", H5P_DEFAULT), H5Dclose, where + ": cannot open indptr");
+      Handle indices = checked(H5Dopen2(g.get(), "indices", H5P_DEFAULT), H5Dclose, where + ": cannot open indices");
+      Handle data = checked(H5Dopen2(g.get(), "data", H5P_DEFAULT), H5Dclose, where + ": cannot open data");
+      const std::int64_t np = dataset_length(indptr.get(), where + ": indptr");
+      const std::int64_t ni = dataset_length(indices.get(), where + ": indices");
+      const std::int64_t nd = dataset_length(data.get(), where + ": data");
+      if (np - 1 != shape[0])  // not shape[0] + 1: a corrupt shape of INT64_MAX must not overflow
+        throw InputError(where + ": indptr has " + std::to_string(np) + " entries for " + std::to_string(shape[0]) +
+                         " rows");
+      if (ni != nd)
+        throw InputError(where + ": indices (" + std::to_string(ni) + ") and data (" + std::to_string(nd) +
+                         ") lengths differ");
+      std::int64_t ends[2] = {0, 0};
+      read_range(indptr.get(), H5T_NATIVE_INT64, 0, 1, &ends[0], where + ": indptr");
+      read_range(indptr.get(), H5T_NATIVE_INT64, shape[0], 1, &ends[1], where + ": indptr");
+      if (ends[0] != 0) throw InputError(where + ": indptr[0] = " + std::to_string(ends[0]) + ", expected 0");
+      if (ends[1] != ni)
+        throw InputError(where + ": indptr ends at " + std::to_string(ends[1]) + " but there are " +
+                         std::to_string(ni) + " non-zeros");
+      if (cols < 0) {
+        cols = shape[1];
+        cols_from = s;
+      } else if (shape[1] != cols) {
+        throw InputError(where + ": " + std::to_string(shape[1]) + " items, but " + cols_from + " has " +
+                         std::to_string(cols));
+      }
+      rows_[s] = shape[0];
+    }
+    num_items_ = cols;
+    if (rows_[split::kValidationFoldIn] != rows_[split::kValidationHoldout])
+      throw InputError(path + ": validation: fold_in has " + std::to_string(rows_[split::kValidationFoldIn]) +
+                       " rows but holdout has " + std::to_string(rows_[split::kValidationHoldout]));
+    if (rows_[split::kTestFoldIn] != rows_[split::kTestHoldout])
+      throw InputError(path + ": test: fold_in has " + std::to_string(rows_[split::kTestFoldIn]) +
+                       " rows but holdout has " + std::to_string(rows_[split::kTestHoldout]));
+  } catch (...) {
+    H5Fclose(f);
+    file_id_ = -1;
+    throw;
+  }
+}
+
+SplitFile::~SplitFile() {
+  if (file_id_ >= 0) H5Fclose(static_cast<hid_t>(file_id_));
+}
+
+std::int64_t SplitFile::num_rows(const std::string& split) const {
+  auto it = rows_.find(split);
+  if (it == rows_.end()) throw InputError(path_ + ": unknown split '" + split + "'");
+  return it->second;
+}
+
+std::vector<std::int64_t> SplitFile::read_indptr(const std::string& split, std::int64_t lo, std::int64_t hi) const {
+  silence_hdf5();
+  const std::int64_t rows = num_rows(split);
+  const std::string where = path_ + ": " + split;
+  if (lo < 0 || hi < lo || hi > rows)
+    throw InputError(where + ": row range [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                     ") out of range (rows " + std::to_string(rows) + ")");
+  Handle ds = checked(H5Dopen2(static_cast<hid_t>(file_id_), (split + "/indptr").c_str(), H5P_DEFAULT), H5Dclose,
+                      where + ": cannot open indptr");
+  std::vector<std::int64_t> out(static_cast<std::size_t>(hi - lo + 1));
+  read_range(ds.get(), H5T_NATIVE_INT64, lo, hi - lo + 1, out.data(), where + ": indptr");
+  for (std::size_t i = 1; i < out.size(); ++i)
+    if (out[i] < out[i - 1])
+      throw InputError(where + ": indptr not monotone at row " + std::to_string(lo + static_cast<std::int64_t>(i) - 1));
+  return out;
+}
+
+CsrMatrix SplitFile::read_rows(const std::string& split, std::int64_t lo, std::int64_t hi) const {
+  std::vector<std::int64_t> ptr = read_indptr(split, lo, hi);
+  const std::string where = path_ + ": " + split;
+  const hid_t f = static_cast<hid_t>(file_id_);
+  Handle indices = checked(H5Dopen2(f, (split + "/indices").c_str(), H5P_DEFAULT), H5Dclose, where + ": cannot open indices");
+  Handle data = checked(H5Dopen2(f, (split + "/data").c_str(), H5P_DEFAULT), H5Dclose, where + ": cannot open data");
+  const std::int64_t total = dataset_length(indices.get(), where + ": indices");
+  if (dataset_length(data.get(), where + ": data") != total)
+    throw InputError(where + ": indices and data lengths differ");
+  const std::int64_t b = ptr.front(), e = ptr.back();
+  if (b < 0 || e > total)
+    throw InputError(where + ": indptr points outside the " + std::to_string(total) + " non-zeros in rows [" +
+                     std::to_string(lo) + ", " + std::to_string(hi) + ")");
+  CsrMatrix m;
+  m.rows = hi - lo;
+  m.cols = num_items_;
+  m.indices.resize(static_cast<std::size_t>(e - b));
+  m.data.resize(static_cast<std::size_t>(e - b));
+  read_range(indices.get(), H5T_NATIVE_INT32, b, e - b, m.indices.data(), where + ": indices");
+  read_range(data.get(), H5T_NATIVE_FLOAT, b, e - b, m.data.data(), where + ": data");
+  for (auto& p : ptr) p -= b;
+  m.indptr = std::move(ptr);
+  try {
+    m.validate(where);
+  } catch (const InputError& err) {
+    // Report rows in the file's numbering, not the slice's.
+    std::string msg = err.what();
+    if (lo != 0) msg += " (of the range starting at row " + std::to_string(lo) + ")";
+    throw InputError(msg);
+  }
+  return m;
+}
+
+std::vector<std::string> SplitFile::read_item_ids() const {
+  silence_hdf5();
+  const hid_t f = static_cast<hid_t>(file_id_);
+  if (!has_link(f, "item_ids")) return {};
+  return read_strings(f, "item_ids", path_);
+}
+
+std::vector<std::string> SplitFile::read_user_ids(const std::string& which) const {
+  silence_hdf5();
+  const hid_t f = static_cast<hid_t>(file_id_);
+  const std::string name = "user_ids/" + which;
+  if (!has_link(f, name)) return {};
+  return read_strings(f, name.c_str(), path_);
+}
+
+ProtocolInfo SplitFile::read_protocol() const {
+  silence_hdf5();
+  const hid_t f = static_cast<hid_t>(file_id_);
+  ProtocolInfo p;
+  if (has_attr(f, "source_format")) p.source_format = read_string_attr(f, "source_format", path_);
+  if (has_attr(f, "has_threshold")) p.has_threshold = read_scalar_attr<int>(f, "has_threshold", H5T_NATIVE_INT, path_) != 0;
+  if (has_attr(f, "threshold")) p.threshold = read_scalar_attr<double>(f, "threshold", H5T_NATIVE_DOUBLE, path_);
+  if (has_attr(f, "min_items_per_user"))
+    p.min_items_per_user = read_scalar_attr<std::int64_t>(f, "min_items_per_user", H5T_NATIVE_INT64, path_);
+  if (has_attr(f, "min_users_per_item"))
+    p.min_users_per_item = read_scalar_attr<std::int64_t>(f, "min_users_per_item", H5T_NATIVE_INT64, path_);
+  if (has_attr(f, "heldout_users"))
+    p.heldout_users = read_scalar_attr<std::int64_t>(f, "heldout_users", H5T_NATIVE_INT64, path_);
+  if (has_attr(f, "holdout_fraction"))
+    p.holdout_fraction = read_scalar_attr<double>(f, "holdout_fraction", H5T_NATIVE_DOUBLE, path_);
+  if (has_attr(f, "seed")) p.seed = read_scalar_attr<std::uint64_t>(f, "seed", H5T_NATIVE_UINT64, path_);
+  return p;
+}
+
+}  // namespace recvae

@@ -1,0 +1,97 @@
+// The NCCL backend: data collectives on CUDA buffers over NCCL, control collectives over MPI.
+// Written against the CUDA runtime and nccl.h only (no libtorch CUDA headers), so it compiles
+// wherever the CUDA toolkit is present, even next to a CPU-only libtorch.
+#include <cuda_runtime.h>
+#include <mpi.h>
+#include <nccl.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "recvae/dist/comm.h"
+
+namespace recvae {
+namespace {
+
+void check_cuda(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+class NcclCommunicator final : public Communicator {
+ public:
+  NcclCommunicator(int device, double timeout_seconds)
+      : mpi_(make_mpi_communicator()), info_(mpi_->info()), timeout_(timeout_seconds) {
+    check_cuda(cudaSetDevice(device), "cudaSetDevice");
+    ncclUniqueId id;
+    if (info_.rank == 0 && ncclGetUniqueId(&id) != ncclSuccess) mpi_->abort(1, "ncclGetUniqueId failed");
+    MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD);
+    ncclResult_t r = ncclCommInitRank(&comm_, info_.size, id, info_.rank);
+    if (r != ncclSuccess) mpi_->abort(1, std::string("ncclCommInitRank failed: ") + ncclGetErrorString(r));
+  }
+  ~NcclCommunicator() override {
+    if (comm_) ncclCommDestroy(comm_);
+  }
+
+  std::string backend() const override { return "nccl"; }
+  const ProcessInfo& info() const override { return info_; }
+
+  // Collectives are enqueued on the legacy default stream, which is the stream libtorch computes
+  // on unless told otherwise, so they are ordered after the backward pass that produced the data.
+  void allreduce_sum(float* data, std::size_t count) override {
+    if (info_.size == 1) return;
+    finish("ncclAllReduce", ncclAllReduce(data, data, count, ncclFloat, ncclSum, comm_, stream()));
+  }
+  void broadcast(float* data, std::size_t count, int root) override {
+    if (info_.size == 1) return;
+    finish("ncclBroadcast", ncclBroadcast(data, data, count, ncclFloat, root, comm_, stream()));
+  }
+  void allreduce_sum_host(double* d, std::size_t n) override { mpi_->allreduce_sum_host(d, n); }
+  void allreduce_max_host(std::int64_t* d, std::size_t n) override { mpi_->allreduce_max_host(d, n); }
+  void allreduce_min_host(std::int64_t* d, std::size_t n) override { mpi_->allreduce_min_host(d, n); }
+  void broadcast_host(void* d, std::size_t b, int root) override { mpi_->broadcast_host(d, b, root); }
+  void barrier() override { mpi_->barrier(); }
+  [[noreturn]] void abort(int exit_code, const std::string& message) override {
+    if (comm_) ncclCommAbort(comm_);
+    comm_ = nullptr;
+    mpi_->abort(exit_code, message);
+    std::_Exit(exit_code);  // not reached: MPI_Abort ends the process
+  }
+
+ private:
+  static cudaStream_t stream() { return static_cast<cudaStream_t>(nullptr); }
+
+  // Waits for the collective with a deadline, polling NCCL's asynchronous error state, so a dead
+  // peer ends the job with a message instead of a hang.
+  void finish(const char* what, ncclResult_t launched) {
+    if (launched != ncclSuccess) abort(1, std::string(what) + " failed: " + ncclGetErrorString(launched));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_);
+    while (true) {
+      cudaError_t q = cudaStreamQuery(stream());
+      if (q == cudaSuccess) return;
+      if (q != cudaErrorNotReady) abort(1, std::string(what) + ": CUDA error " + cudaGetErrorString(q));
+      ncclResult_t async = ncclSuccess;
+      ncclCommGetAsyncError(comm_, &async);
+      if (async != ncclSuccess) abort(1, std::string(what) + ": NCCL error " + ncclGetErrorString(async));
+      if (std::chrono::steady_clock::now() > deadline)
+        abort(1, std::string(what) + " did not complete within dist.timeout_seconds=" + std::to_string(timeout_));
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  }
+
+  std::unique_ptr<Communicator> mpi_;
+  ProcessInfo info_;
+  double timeout_;
+  ncclComm_t comm_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_nccl_communicator(int device, double timeout_seconds) {
+  return std::make_unique<NcclCommunicator>(device, timeout_seconds);
+}
+bool nccl_available() { return true; }
+
+}  // namespace recvae

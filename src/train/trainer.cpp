@@ -1,0 +1,573 @@
+#include "recvae/train/trainer.h"
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <stdexcept>
+#include <thread>
+
+#include "recvae/batch/batch_plan.h"
+#include "recvae/train/checkpoint.h"
+#include "recvae/batch/device_batch.h"
+#include "recvae/dist/device_select.h"
+#include "recvae/dist/grad_sync.h"
+#include "recvae/util/error.h"
+#include "recvae/eval/evaluator.h"
+#include "recvae/data/h5_dataset.h"
+#include "recvae/train/run_log.h"
+#include "recvae/data/sharding.h"
+#include "recvae/train/stop_signal.h"
+
+namespace recvae {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+HeldOutShard load_held_out(const SplitFile& file, const char* fold_in, const char* holdout, int rank, int size) {
+  const RowRange r = shard_of(file, fold_in, rank, size);
+  HeldOutShard shard;
+  shard.fold_in = file.read_rows(fold_in, r.lo, r.hi);
+  shard.holdout = file.read_rows(holdout, r.lo, r.hi);
+  return shard;
+}
+
+// Test hook: RECVAE_FAULT_RANK=r [RECVAE_FAULT_STEP=k] makes rank r fail at step k (default 0)
+// of the first epoch, to test that one failing rank ends the whole job.
+void fault_injection_point(int rank, int epoch, std::int64_t step) {
+  static const char* fault_rank = std::getenv("RECVAE_FAULT_RANK");
+  if (!fault_rank || epoch != 0 || std::atoi(fault_rank) != rank) return;
+  const char* fault_step = std::getenv("RECVAE_FAULT_STEP");
+  if (step == (fault_step ? std::atoll(fault_step) : 0))
+    throw std::runtime_error("injected fault (RECVAE_FAULT_RANK) at step " + std::to_string(step + 1));
+}
+
+std::uint64_t fnv1a64(const std::string& text) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+// Identifies a data set: item count, per-split rows and non-zeros, and the item ids.
+std::string data_fingerprint(const SplitFile& file) {
+  std::string fp = "items=" + std::to_string(file.num_items());
+  for (const char* sp : {split::kTrain, split::kValidationFoldIn, split::kValidationHoldout, split::kTestFoldIn,
+                         split::kTestHoldout}) {
+    const std::int64_t rows = file.num_rows(sp);
+    fp += std::string(";") + sp + "=" + std::to_string(rows) + "/" + std::to_string(file.read_indptr(sp, rows, rows)[0]);
+  }
+  std::string ids;
+  for (const auto& id : file.read_item_ids()) ids += id + "\n";
+  char hex[20];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(fnv1a64(ids)));
+  return fp + ";item_ids=" + hex;
+}
+
+JsonObject metrics_json(const MetricSums& m) {
+  JsonObject o;
+  o.add("ndcg@100", m.mean_ndcg100()).add("recall@20", m.mean_recall20()).add("recall@50", m.mean_recall50());
+  o.add("users", m.users);
+  return o;
+}
+
+}  // namespace
+
+void configure_host_allocator() {
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
+std::vector<PassSpec> epoch_schedule(const TrainConfig& train) {
+  std::vector<PassSpec> passes;
+  if (!train.alternating) return {{StepGroup::kBoth, 0, train.dropout, false}};
+  for (int p = 0; p < train.encoder_passes; ++p)
+    passes.push_back({StepGroup::kEncoder, p, train.dropout, p + 1 == train.encoder_passes});
+  for (int p = 0; p < train.decoder_passes; ++p)
+    passes.push_back({StepGroup::kDecoder, train.encoder_passes + p, 0.0, false});
+  return passes;
+}
+
+struct Trainer::Impl {
+  Config cfg;
+  Communicator& comm;
+  torch::Device device{torch::kCPU};
+  int threads = 1;
+  bool root = false;
+
+  std::int64_t items = 0, train_users = 0;
+  RowRange train_range;
+  CsrMatrix train;
+  std::unique_ptr<DeviceShard> train_device;  // set when dist.device_data is on
+  HeldOutShard validation, test;
+  std::vector<float> popularity;
+
+  RecVAE model{nullptr};
+  GradGroup enc, dec;
+  std::unique_ptr<torch::optim::Adam> enc_opt, dec_opt;
+  std::string data_fingerprint;  // what the checkpoint's data must match
+
+  // Best epoch so far (restored on resume).
+  std::vector<torch::Tensor> best;
+  int best_epoch = -1;
+  MetricSums best_validation;
+
+  Impl(const Config& c, Communicator& cm) : cfg(c), comm(cm) {}
+  void save_checkpoint(const TrainingPosition& next) const;
+  TrainingPosition load_checkpoint(const std::string& path);
+};
+
+Trainer::Trainer(const Config& config, Communicator& comm) : impl_(std::make_unique<Impl>(config, comm)) {
+  Impl& s = *impl_;
+  const ProcessInfo& proc = comm.info();
+  s.root = proc.rank == 0;
+  s.threads = config.train.threads > 0
+                  ? config.train.threads
+                  : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, proc.local_size));
+  torch::set_num_threads(s.threads);
+  s.device = pick_device(config.dist, proc);
+
+  // Each rank reads only its own rows (balanced by non-zeros) of every split.
+  SplitFile file(config.data.path);
+  s.items = file.num_items();
+  s.train_users = file.num_rows(split::kTrain);
+  s.train_range = shard_of(file, split::kTrain, proc.rank, proc.size);
+  s.train = file.read_rows(split::kTrain, s.train_range.lo, s.train_range.hi);
+  s.validation = load_held_out(file, split::kValidationFoldIn, split::kValidationHoldout, proc.rank, proc.size);
+  s.test = load_held_out(file, split::kTestFoldIn, split::kTestHoldout, proc.rank, proc.size);
+  if (s.train_users == 0) throw InputError(config.data.path + ": the train split has no users");
+  s.data_fingerprint = data_fingerprint(file);
+  if (config.dist.device_data == "on" || (config.dist.device_data == "auto" && s.device.is_cuda())) {
+    s.train_device = std::make_unique<DeviceShard>(DeviceShard::upload(s.train, s.train_range.lo, s.device));
+    s.validation.upload(s.device);
+    s.test.upload(s.device);
+  }
+  // "high" lets CUDA matmuls use TF32; the string form of this setting exists in 1.13 and 2.x.
+  if (s.device.is_cuda()) at::globalContext().setFloat32MatmulPrecision(config.train.precision == "tf32" ? "high" : "highest");
+
+  // Ranks started with different configs or data files would train different models while
+  // exchanging gradients: compare a hash of both across ranks before anything else.
+  std::int64_t h[2];
+  h[0] = h[1] = static_cast<std::int64_t>(fnv1a64(config.to_yaml() + "\n" + s.data_fingerprint));
+  comm.allreduce_max_host(&h[0], 1);
+  comm.allreduce_min_host(&h[1], 1);
+  if (h[0] != h[1])
+    throw InputError("ranks were started with different configs or data files (config/data hash differs across ranks)");
+
+  // Popularity = number of training users per item, summed over the ranks' shards.
+  std::vector<double> counts(static_cast<size_t>(s.items), 0.0);
+  for (std::int32_t item : s.train.indices) counts[item] += 1.0;
+  comm.allreduce_sum_host(counts.data(), counts.size());
+  s.popularity.assign(counts.begin(), counts.end());
+
+  ModelShape shape{s.items, config.model.hidden_dim, config.model.latent_dim, config.model.layernorm_eps};
+  torch::manual_seed(config.train.seed);
+  s.model = RecVAE(shape, config.model.prior_weights, config.model.prior_wide_logvar);
+  s.model->to(s.device);
+  s.model->train();
+  for (auto& p : s.model->parameters()) broadcast_tensor(p, comm);  // identical start on every rank
+
+  s.enc.bind(s.model->encoder_parameters(), s.device);
+  s.dec.bind(s.model->decoder_parameters(), s.device);
+  const auto adam = torch::optim::AdamOptions(config.train.lr);
+  s.enc_opt = std::make_unique<torch::optim::Adam>(s.enc.params, adam);
+  s.dec_opt = std::make_unique<torch::optim::Adam>(s.dec.params, adam);
+}
+
+Trainer::~Trainer() = default;
+
+RecVAE& Trainer::model() { return impl_->model; }
+torch::Device Trainer::device() const { return impl_->device; }
+std::int64_t Trainer::num_train_users() const { return impl_->train_users; }
+
+PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropout, std::int64_t max_steps,
+                              std::int64_t first_step) {
+  Impl& s = *impl_;
+  const auto t0 = Clock::now();
+  const bool step_enc = group != StepGroup::kDecoder, step_dec = group != StepGroup::kEncoder;
+  s.enc.set_requires_grad(step_enc);
+  s.dec.set_requires_grad(step_dec);
+
+  BatchPlan plan(pass_permutation(s.train_users, s.cfg.train.seed, epoch, pass), s.cfg.train.batch_size,
+                 s.train_range.lo, s.train_range.hi);
+  std::int64_t steps = plan.num_batches();
+  if (max_steps <= 0) max_steps = s.cfg.train.max_steps_per_pass;
+  if (max_steps > 0) steps = std::min(steps, max_steps);
+
+  const BatchNoise noise_base{s.cfg.train.seed, epoch, pass, dropout, s.cfg.model.latent_dim};
+  const KlWeight kl{s.cfg.train.gamma, s.cfg.train.beta};
+  // Loss sums stay on the device and are read every `check_every` steps (every step on the CPU,
+  // where reading is free), so a GPU step never waits for the host.
+  const std::int64_t check_every = s.device.is_cuda() ? 25 : 1;
+  auto acc = torch::zeros({3}, torch::TensorOptions().dtype(torch::kFloat64).device(s.device));
+  double users = 0;
+  std::int64_t unchecked_from = first_step;
+  auto check_finite = [&](std::int64_t upto) {
+    const double v = acc[0].item<double>();
+    if (!std::isfinite(v)) {
+      const std::string where = unchecked_from + 1 == upto ? "step " + std::to_string(upto)
+                                                            : "steps " + std::to_string(unchecked_from + 1) + "-" +
+                                                                  std::to_string(upto);
+      throw std::runtime_error("non-finite loss (" + std::to_string(v) + ") at epoch " + std::to_string(epoch + 1) +
+                               ", pass " + std::to_string(pass + 1) + ", " + where);
+    }
+    unchecked_from = upto;
+  };
+  auto last_print = Clock::now();
+  PassStats st;
+  st.next_step = steps;
+  for (std::int64_t b = first_step; b < steps; ++b) {
+    const LocalBatch lb = plan.batch(b);
+    if (step_enc) s.enc.flat.zero_();
+    if (step_dec) s.dec.flat.zero_();
+    fault_injection_point(s.comm.rank(), epoch, b);
+    if (!lb.global_rows.empty()) {
+      SparseBatch batch = s.train_device ? assemble_batch_on_device(*s.train_device, lb.global_rows, &noise_base)
+                                         : assemble_batch(s.train, s.train_range.lo, lb.global_rows, &noise_base, s.device);
+      LossTerms terms = s.model->loss(batch, static_cast<double>(lb.global_size), kl);
+      terms.loss.backward();
+      acc += torch::stack({terms.loss.detach() * static_cast<double>(lb.global_size), terms.mll_sum, terms.kl_sum})
+                 .to(torch::kFloat64);
+      users += static_cast<double>(lb.global_rows.size());
+    }
+    if ((b + 1 - first_step) % check_every == 0 || b + 1 == steps) check_finite(b + 1);
+    // Every rank reaches these collectives for every batch, owning users or not (Note [World-size invariance]).
+    if (step_enc) allreduce_group(s.enc, s.comm);
+    if (step_dec) allreduce_group(s.dec, s.comm);
+    if (step_enc) s.enc_opt->step();
+    if (step_dec) s.dec_opt->step();
+    if (s.root && s.cfg.output.progress_seconds > 0 && seconds_since(last_print) >= s.cfg.output.progress_seconds) {
+      std::fprintf(stderr, "    step %lld/%lld (%.1f s)\n", static_cast<long long>(b + 1),
+                   static_cast<long long>(steps), seconds_since(t0));
+      last_print = Clock::now();
+    }
+    // A signal may reach the ranks at different steps: they agree on it (one small all-reduce)
+    // so that all stop after the same step.
+    std::int64_t stop = stop_requested() ? 1 : 0;
+    s.comm.allreduce_max_host(&stop, 1);
+    if (stop) {
+      st.interrupted = true;
+      st.next_step = b + 1;
+      break;
+    }
+  }
+  s.enc.set_requires_grad(true);
+  s.dec.set_requires_grad(true);
+  if (unchecked_from < st.next_step) check_finite(st.next_step);
+
+  double sums[4];
+  auto host = acc.to(torch::kCPU);
+  for (int i = 0; i < 3; ++i) sums[i] = host[i].item<double>();
+  sums[3] = users;
+  s.comm.allreduce_sum_host(sums, 4);
+  st.steps = st.next_step - std::min(first_step, st.next_step);
+  st.users = static_cast<std::int64_t>(sums[3] + 0.5);
+  if (st.users > 0) {
+    st.loss = sums[0] / sums[3];
+    st.mll = sums[1] / sums[3];
+    st.kl = sums[2] / sums[3];
+  }
+  st.seconds = seconds_since(t0);
+  st.allreduce_bytes = (step_enc ? s.enc.bytes() : 0) + (step_dec ? s.dec.bytes() : 0);
+  return st;
+}
+
+// Note [Snapshot check]
+// ~~~~~~~~~~~~~~~~~~~~~
+// Replicas stay identical only if every rank applied the same updates. After each encoder_old
+// refresh, every rank reduces a per-tensor fingerprint (sum and sum of squares in double, as raw
+// bit patterns) with MAX and MIN; any difference means some rank diverged (a bug, a bad node,
+// a perturbed parameter) and the job stops rather than train a silently inconsistent model.
+void Trainer::check_replicas_in_sync() {
+  Impl& s = *impl_;
+  std::vector<std::int64_t> fp;
+  {
+    torch::NoGradGuard guard;
+    for (auto& p : s.model->parameters()) {
+      auto d = p.to(torch::kFloat64);
+      for (double v : {d.sum().item<double>(), (d * d).sum().item<double>()}) {
+        std::int64_t bits;
+        std::memcpy(&bits, &v, sizeof bits);
+        fp.push_back(bits);
+      }
+    }
+  }
+  auto hi = fp, lo = fp;
+  s.comm.allreduce_max_host(hi.data(), hi.size());
+  s.comm.allreduce_min_host(lo.data(), lo.size());
+  if (hi != lo) {
+    size_t i = 0;
+    while (hi[i] == lo[i]) ++i;
+    throw std::runtime_error("replica check failed: ranks hold different parameters (tensor " +
+                             std::to_string(i / 2) + " of the model differs across ranks)");
+  }
+}
+
+void Trainer::refresh_prior() {
+  impl_->model->refresh_prior();
+  check_replicas_in_sync();
+}
+
+MetricSums Trainer::evaluate(bool test_split) {
+  Impl& s = *impl_;
+  const HeldOutShard& shard = test_split ? s.test : s.validation;
+  return reduce_metrics(evaluate_model_local(s.model, shard, s.cfg.eval.batch_size, s.device, s.threads), s.comm);
+}
+
+MetricSums Trainer::evaluate_popularity(bool test_split) {
+  Impl& s = *impl_;
+  return reduce_metrics(evaluate_scores_local(s.popularity, test_split ? s.test : s.validation, s.threads), s.comm);
+}
+
+// Note [Checkpoint contents]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Replicas are identical (Note [Snapshot check]), so rank 0 writes one checkpoint for all and
+// any number of ranks can resume from it. It holds everything the rest of the run depends on:
+// encoder, encoder_old and decoder; both Adam states with their step counts; the best epoch's
+// parameters and metrics; and the position (epoch, pass, step). The random streams need no
+// state: they are functions of (seed, epoch, pass, user) (Note [World-size invariance]). So a
+// resumed run computes exactly what the uninterrupted run would have.
+void Trainer::Impl::save_checkpoint(const TrainingPosition& next) const {
+  if (!root) return;
+  char name[64];
+  std::snprintf(name, sizeof name, "epoch-%04d-pass-%02d-step-%06lld", next.epoch, next.schedule_index,
+                static_cast<long long>(next.step));
+  CheckpointStore(cfg.output.dir, cfg.output.checkpoint_keep).save(name, [&](torch::serialize::OutputArchive& a) {
+    a.write("format", c10::IValue(static_cast<std::int64_t>(1)));
+    torch::serialize::OutputArchive m, eo, dopt;
+    model->save(m);
+    enc_opt->save(eo);
+    dec_opt->save(dopt);
+    a.write("model", m);
+    a.write("encoder_optimizer", eo);
+    a.write("decoder_optimizer", dopt);
+    a.write("epoch", c10::IValue(static_cast<std::int64_t>(next.epoch)));
+    a.write("schedule_index", c10::IValue(static_cast<std::int64_t>(next.schedule_index)));
+    a.write("step", c10::IValue(next.step));
+    a.write("items", c10::IValue(items));
+    a.write("hidden_dim", c10::IValue(cfg.model.hidden_dim));
+    a.write("latent_dim", c10::IValue(cfg.model.latent_dim));
+    a.write("data_fingerprint", c10::IValue(data_fingerprint));
+    a.write("config", c10::IValue(cfg.to_yaml()));
+    a.write("best_epoch", c10::IValue(static_cast<std::int64_t>(best_epoch)));
+    a.write("best_ndcg100", c10::IValue(best_validation.ndcg100));
+    a.write("best_recall20", c10::IValue(best_validation.recall20));
+    a.write("best_recall50", c10::IValue(best_validation.recall50));
+    a.write("best_users", c10::IValue(best_validation.users));
+    a.write("best_count", c10::IValue(static_cast<std::int64_t>(best.size())));
+    for (size_t i = 0; i < best.size(); ++i) a.write("best_" + std::to_string(i), best[i]);
+  });
+}
+
+TrainingPosition Trainer::Impl::load_checkpoint(const std::string& path) {
+  TrainingPosition pos;
+  CheckpointStore::load(path, device, [&](torch::serialize::InputArchive& a) {
+    // Refuse another model shape or data set, naming the difference.
+    auto expect = [&](const char* what, std::int64_t saved, std::int64_t now) {
+      if (saved != now)
+        throw InputError(path + ": checkpoint has " + what + "=" + std::to_string(saved) + ", this run has " +
+                         std::to_string(now));
+    };
+    expect("items (data set item count)", read_int(a, "items"), items);
+    expect("model.hidden_dim", read_int(a, "hidden_dim"), cfg.model.hidden_dim);
+    expect("model.latent_dim", read_int(a, "latent_dim"), cfg.model.latent_dim);
+    const std::string fp = read_string(a, "data_fingerprint");
+    if (fp != data_fingerprint)
+      throw InputError(path + ": checkpoint was made on another data set (" + fp + "), this run's data.path " +
+                       cfg.data.path + " is " + data_fingerprint);
+    torch::serialize::InputArchive m, eo, dopt;
+    a.read("model", m);
+    a.read("encoder_optimizer", eo);
+    a.read("decoder_optimizer", dopt);
+    {
+      torch::NoGradGuard guard;
+      model->load(m);
+    }
+    enc_opt->load(eo);
+    dec_opt->load(dopt);
+    pos.epoch = static_cast<int>(read_int(a, "epoch"));
+    pos.schedule_index = static_cast<int>(read_int(a, "schedule_index"));
+    pos.step = read_int(a, "step");
+    best_epoch = static_cast<int>(read_int(a, "best_epoch"));
+    best_validation.ndcg100 = read_double(a, "best_ndcg100");
+    best_validation.recall20 = read_double(a, "best_recall20");
+    best_validation.recall50 = read_double(a, "best_recall50");
+    best_validation.users = read_int(a, "best_users");
+    best.assign(static_cast<size_t>(read_int(a, "best_count")), torch::Tensor());
+    for (size_t i = 0; i < best.size(); ++i) a.read("best_" + std::to_string(i), best[i]);
+  });
+  // Module::load replaces parameter data; the gradients must stay views of the flat buffers.
+  enc.bind(model->encoder_parameters(), device);
+  dec.bind(model->decoder_parameters(), device);
+  return pos;
+}
+
+RunResult Trainer::run(bool resume) {
+  Impl& s = *impl_;
+  const TrainConfig& tc = s.cfg.train;
+  const auto run_start = Clock::now();
+  const CheckpointStore store(s.cfg.output.dir, s.cfg.output.checkpoint_keep);
+
+  // Every rank reads the same checkpoint (a shared file system), so all restore the same state.
+  std::string checkpoint;
+  if (resume || s.cfg.output.auto_resume) {
+    checkpoint = store.latest();
+    if (checkpoint.empty() && resume)
+      throw InputError("--resume: no checkpoint in " + s.cfg.output.dir + "/checkpoints");
+  }
+  TrainingPosition pos;
+  if (!checkpoint.empty()) pos = s.load_checkpoint(checkpoint);
+  check_replicas_in_sync();
+
+  RunLog log(s.cfg.output.dir, s.root, !checkpoint.empty(), pos.epoch);
+  log.write_config(s.cfg.to_yaml());
+  if (s.root) {
+    std::fprintf(stderr,
+                 "recvae: %lld train users, %lld items; %d rank(s), backend %s, device %s, %d thread(s) per rank\n",
+                 static_cast<long long>(s.train_users), static_cast<long long>(s.items), s.comm.size(),
+                 s.comm.backend().c_str(), s.device.str().c_str(), s.threads);
+    if (!checkpoint.empty())
+      std::fprintf(stderr, "recvae: resumed from %s at epoch %d, pass %d, step %lld\n", checkpoint.c_str(),
+                   pos.epoch + 1, pos.schedule_index + 1, static_cast<long long>(pos.step));
+  }
+
+  RunResult result;
+  if (s.cfg.eval.popularity_baseline) {
+    result.popularity_validation = evaluate_popularity(false);
+    if (s.cfg.eval.test) result.popularity_test = evaluate_popularity(true);
+    if (s.root)
+      std::fprintf(stderr, "popularity baseline: validation ndcg@100 %.4f, test ndcg@100 %.4f\n",
+                   result.popularity_validation.mean_ndcg100(), result.popularity_test.mean_ndcg100());
+  }
+
+  const std::vector<PassSpec> schedule = epoch_schedule(tc);
+  for (int epoch = pos.epoch; epoch < tc.epochs; ++epoch) {
+    JsonObject rec;
+    rec.add("epoch", epoch + 1);
+    double train_seconds = 0;
+    std::int64_t train_user_steps = 0, bytes_per_step = 0;
+    struct PhaseTotal {
+      PassStats sum;
+      int passes = 0;
+    };
+    std::map<std::string, PhaseTotal> phases;
+    const int first_index = epoch == pos.epoch ? pos.schedule_index : 0;
+    for (int i = first_index; i < static_cast<int>(schedule.size()); ++i) {
+      const PassSpec& spec = schedule[i];
+      const char* name = spec.group == StepGroup::kEncoder   ? "encoder"
+                         : spec.group == StepGroup::kDecoder ? "decoder"
+                                                             : "joint";
+      const std::int64_t first_step = epoch == pos.epoch && i == pos.schedule_index ? pos.step : 0;
+      PassStats st = train_pass(epoch, spec.pass, spec.group, spec.dropout, 0, first_step);
+      PhaseTotal& ph = phases[name];
+      ph.passes += 1;
+      ph.sum.loss += st.loss;
+      ph.sum.mll += st.mll;
+      ph.sum.kl += st.kl;
+      ph.sum.seconds += st.seconds;
+      ph.sum.steps += st.steps;
+      train_seconds += st.seconds;
+      train_user_steps += st.users;
+      bytes_per_step = std::max(bytes_per_step, st.allreduce_bytes);
+      if (s.root)
+        std::fprintf(stderr, "epoch %d/%d %s pass: loss %.4f (mll %.3f, kl %.3f), %lld steps, %.2f s, %.0f users/s\n",
+                     epoch + 1, tc.epochs, name, st.loss, st.mll, st.kl, static_cast<long long>(st.steps),
+                     st.seconds, st.users / std::max(st.seconds, 1e-9));
+      if (st.interrupted) {
+        // The refresh after this pass (if any) runs on resume, which re-enters this pass at its end.
+        s.save_checkpoint({epoch, i, st.next_step});
+        if (s.root)
+          std::fprintf(stderr, "recvae: stop requested: checkpoint written at epoch %d, pass %d, step %lld; exiting\n",
+                       epoch + 1, i + 1, static_cast<long long>(st.next_step));
+        result.stopped_on_signal = true;
+        return result;
+      }
+      if (spec.refresh_prior_after) refresh_prior();
+    }
+    for (const auto& [name, ph] : phases) {
+      JsonObject o;
+      o.add("loss", ph.sum.loss / ph.passes).add("mll", ph.sum.mll / ph.passes).add("kl", ph.sum.kl / ph.passes);
+      o.add("seconds", ph.sum.seconds).add("steps", ph.sum.steps);
+      rec.add(name, o);
+    }
+    const auto te = Clock::now();
+    const MetricSums val = evaluate(false);
+    const double eval_seconds = seconds_since(te);
+    const bool improved = s.best_epoch < 0 || val.mean_ndcg100() > s.best_validation.mean_ndcg100();
+    if (improved) {
+      s.best_epoch = epoch + 1;
+      s.best_validation = val;
+      torch::NoGradGuard guard;
+      s.best.clear();
+      for (auto& p : s.model->parameters()) s.best.push_back(p.detach().clone());
+    }
+    rec.add("validation", metrics_json(val));
+    rec.add("train_seconds", train_seconds).add("eval_seconds", eval_seconds);
+    rec.add("train_users_per_second", train_user_steps / std::max(train_seconds, 1e-9));
+    rec.add("allreduce_bytes_per_step", bytes_per_step);
+    rec.add("world_size", s.comm.size());
+    log.append_epoch(rec);
+    if (s.root)
+      std::fprintf(stderr, "epoch %d/%d: validation ndcg@100 %.4f recall@20 %.4f recall@50 %.4f%s (train %.1f s, eval %.1f s)\n",
+                   epoch + 1, tc.epochs, val.mean_ndcg100(), val.mean_recall20(), val.mean_recall50(),
+                   improved ? " *best*" : "", train_seconds, eval_seconds);
+    const bool last = epoch + 1 == tc.epochs;
+    const bool due = s.cfg.output.checkpoint_every > 0 && (epoch + 1) % s.cfg.output.checkpoint_every == 0;
+    std::int64_t stop = stop_requested() ? 1 : 0;
+    s.comm.allreduce_max_host(&stop, 1);
+    if (due || last || stop) s.save_checkpoint({epoch + 1, 0, 0});
+    if (stop && !last) {
+      if (s.root) std::fprintf(stderr, "recvae: stop requested: checkpoint written after epoch %d; exiting\n", epoch + 1);
+      result.stopped_on_signal = true;
+      return result;
+    }
+  }
+
+  result.best_epoch = s.best_epoch;
+  result.best_validation = s.best_validation;
+  if (!s.best.empty()) {
+    torch::NoGradGuard guard;
+    auto params = s.model->parameters();
+    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(s.best[i]);
+  }
+  if (s.cfg.eval.test) result.test = evaluate(true);
+  if (s.root && s.cfg.output.save_model) {
+    const std::string path = log.path("best_model.pt"), tmp = path + ".tmp";
+    torch::save(s.model, tmp);
+    std::filesystem::rename(tmp, path);
+  }
+
+  JsonObject fin;
+  fin.add("best_epoch", result.best_epoch).add("epochs", tc.epochs);
+  fin.add("ndcg@100", result.test.mean_ndcg100())
+      .add("recall@20", result.test.mean_recall20())
+      .add("recall@50", result.test.mean_recall50())
+      .add("test_users", result.test.users);
+  fin.add("validation", metrics_json(result.best_validation));
+  if (s.cfg.eval.popularity_baseline) {
+    fin.add("popularity", metrics_json(result.popularity_test));
+    fin.add("popularity_validation", metrics_json(result.popularity_validation));
+  }
+  fin.add("world_size", s.comm.size()).add("backend", s.comm.backend()).add("device", s.device.str());
+  fin.add("seconds", seconds_since(run_start)).add("resumed", !checkpoint.empty());
+  log.write_final(fin);
+  if (s.root)
+    std::fprintf(stderr,
+                 "best epoch %d: test ndcg@100 %.4f recall@20 %.4f recall@50 %.4f (popularity %.4f / %.4f / %.4f); "
+                 "%s\n",
+                 result.best_epoch, result.test.mean_ndcg100(), result.test.mean_recall20(),
+                 result.test.mean_recall50(), result.popularity_test.mean_ndcg100(),
+                 result.popularity_test.mean_recall20(), result.popularity_test.mean_recall50(),
+                 log.path("final.json").c_str());
+  return result;
+}
+
+}  // namespace recvae
