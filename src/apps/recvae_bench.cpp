@@ -113,19 +113,34 @@ int run(int argc, char** argv) {
   using Clock = std::chrono::steady_clock;
   // A pass truncated to `steps` steps, after a warm-up pass: the time per step includes the
   // per-pass permutation and the periodic loss checks, as in training.
-  auto time_steps = [&](recvae::StepGroup g, double dropout, int pass, std::int64_t& bytes) {
-    trainer.train_pass(0, pass, g, dropout, 2);  // warm-up
+  auto time_steps = [&](const recvae::PassSpec& spec, std::int64_t& bytes) {
+    recvae::PassSpec warm = spec, timed = spec;
+    warm.pass += 100;  // other random streams than the timed pass
+    timed.pass += 200;
+    trainer.train_pass(0, warm, 2);  // warm-up
     comm->barrier();
     const auto t0 = Clock::now();
-    recvae::PassStats st = trainer.train_pass(0, pass + 1, g, dropout, steps);
+    recvae::PassStats st = trainer.train_pass(0, timed, steps);
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / st.steps;
     bytes = st.allreduce_bytes;
     comm->allreduce_sum_host(&ms, 1);  // mean over ranks
     return ms / comm->size();
   };
-  std::int64_t enc_bytes = 0, dec_bytes = 0;
-  const double enc_ms = time_steps(recvae::StepGroup::kEncoder, config.train.dropout, 0, enc_bytes);
-  const double dec_ms = time_steps(recvae::StepGroup::kDecoder, 0.0, 100, dec_bytes);
+  // One timing per phase of the model's schedule (RecVAE: encoder, decoder; the others: joint).
+  const std::vector<recvae::PassSpec> schedule = trainer.schedule();
+  std::vector<std::string> phases;
+  std::vector<double> phase_ms;
+  std::vector<std::int64_t> phase_bytes;
+  for (const auto& spec : schedule) {
+    if (std::find(phases.begin(), phases.end(), spec.phase) != phases.end()) continue;
+    std::int64_t bytes = 0;
+    phase_ms.push_back(time_steps(spec, bytes));
+    phase_bytes.push_back(bytes);
+    phases.push_back(spec.phase);
+  }
+  auto ms_of = [&](const std::string& phase) {
+    return phase_ms[static_cast<size_t>(std::find(phases.begin(), phases.end(), phase) - phases.begin())];
+  };
 
   double eval_s = 0;
   std::int64_t eval_users = 0;
@@ -136,10 +151,10 @@ int run(int argc, char** argv) {
     eval_s = std::chrono::duration<double>(Clock::now() - t0).count();
     eval_users = m.users;
   }
-  const double pass_enc_s = enc_ms * steps_per_pass / 1000.0, pass_dec_s = dec_ms * steps_per_pass / 1000.0;
-  const double epoch_s = config.train.encoder_passes * pass_enc_s + config.train.decoder_passes * pass_dec_s + eval_s;
-  const double users_per_s = users * (config.train.encoder_passes + config.train.decoder_passes) /
-                             std::max(1e-9, epoch_s - eval_s);
+  double train_s = 0;
+  for (const auto& spec : schedule) train_s += ms_of(spec.phase) * steps_per_pass / 1000.0;
+  const double epoch_s = train_s + eval_s;
+  const double users_per_s = users * static_cast<double>(schedule.size()) / std::max(1e-9, train_s);
   double rss = peak_rss_gb();
   comm->allreduce_sum_host(&rss, 1);
   // Device memory in use after the steps and the evaluation: the caching allocator keeps what the
@@ -147,36 +162,36 @@ int run(int argc, char** argv) {
   const double device_gb = trainer.device().is_cuda() ? recvae::device_memory_in_use(trainer.device().index()) / 1e9 : -1;
 
   if (root) {
-    std::printf("recvae_bench: %s, %lld train users x %lld items, batch %lld, %d rank(s), device %s, backend %s, "
-                "%d thread(s) per rank\n",
-                tmp_file.empty() ? data.c_str() : (preset + " shape").c_str(), static_cast<long long>(users),
-                static_cast<long long>(trainer.model()->shape().items),
+    std::printf("recvae_bench: model %s, %s, %lld train users x %lld items, batch %lld, %d rank(s), device %s, "
+                "backend %s, %d thread(s) per rank\n",
+                config.model.type.c_str(), tmp_file.empty() ? data.c_str() : (preset + " shape").c_str(),
+                static_cast<long long>(users), static_cast<long long>(trainer.num_items()),
                 static_cast<long long>(config.train.batch_size), comm->size(), trainer.device().str().c_str(),
                 comm->backend().c_str(), torch::get_num_threads());
-    std::printf("  %-28s %10.2f ms   (mean of %d)\n", "encoder step", enc_ms, steps);
-    std::printf("  %-28s %10.2f ms   (mean of %d)\n", "decoder step", dec_ms, steps);
+    for (size_t i = 0; i < phases.size(); ++i)
+      std::printf("  %-28s %10.2f ms   (mean of %d)\n", (phases[i] + " step").c_str(), phase_ms[i], steps);
     if (eval)
       std::printf("  %-28s %10.0f users/s (%lld users in %.2f s)\n", "evaluation", eval_users / std::max(eval_s, 1e-9),
                   static_cast<long long>(eval_users), eval_s);
-    std::printf("  %-28s %10.2f s    (%lld steps per pass x (%d enc + %d dec passes) + evaluation)\n",
-                "epoch (estimated)", epoch_s, static_cast<long long>(steps_per_pass), config.train.encoder_passes,
-                config.train.decoder_passes);
+    std::printf("  %-28s %10.2f s    (%lld steps per pass x %zu passes + evaluation)\n", "epoch (estimated)", epoch_s,
+                static_cast<long long>(steps_per_pass), schedule.size());
     std::printf("  %-28s %10.0f users/s\n", "training throughput", users_per_s);
-    std::printf("  %-28s %10.1f MB encoder, %.1f MB decoder\n", "all-reduced per step", enc_bytes / 1e6, dec_bytes / 1e6);
+    for (size_t i = 0; i < phases.size(); ++i)
+      std::printf("  %-28s %10.1f MB\n", ("all-reduced per " + phases[i] + " step").c_str(), phase_bytes[i] / 1e6);
     std::printf("  %-28s %10.2f GB (sum over ranks)\n", "peak host memory", rss);
     if (device_gb >= 0) std::printf("  %-28s %10.2f GB (rank 0's GPU, in use after the run)\n", "device memory", device_gb);
     if (!json_path.empty()) {
       recvae::JsonObject j;
       j.add("data", tmp_file.empty() ? data : preset).add("train_users", users)
-          .add("items", trainer.model()->shape().items).add("batch_size", config.train.batch_size)
+          .add("model", config.model.type).add("items", trainer.num_items()).add("batch_size", config.train.batch_size)
           .add("world_size", comm->size()).add("device", trainer.device().str()).add("backend", comm->backend())
           .add("threads_per_rank", static_cast<std::int64_t>(torch::get_num_threads()))
-          .add("encoder_step_ms", enc_ms).add("decoder_step_ms", dec_ms)
           .add("eval_users", eval_users).add("eval_seconds", eval_s)
           .add("eval_users_per_second", eval ? eval_users / std::max(eval_s, 1e-9) : 0.0)
           .add("epoch_seconds_estimated", epoch_s).add("train_users_per_second", users_per_s)
-          .add("allreduce_bytes_encoder_step", enc_bytes).add("allreduce_bytes_decoder_step", dec_bytes)
           .add("peak_host_memory_gb", rss).add("device_memory_gb", device_gb);
+      for (size_t i = 0; i < phases.size(); ++i)
+        j.add(phases[i] + "_step_ms", phase_ms[i]).add("allreduce_bytes_" + phases[i] + "_step", phase_bytes[i]);
       std::ofstream(json_path) << j.str() << "\n";
     }
   }

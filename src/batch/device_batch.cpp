@@ -76,6 +76,7 @@ SparseBatch assemble_batch_on_device(const DeviceShard& shard, const std::vector
 
   SparseBatch b;
   b.rows = rows;
+  b.users = local_t + shard.row_offset;
   b.offsets = torch::cumsum(counts_t, 0) - counts_t;
   b.nnz_row = torch::repeat_interleave(torch::arange(rows, opts64), counts_t, /*dim=*/0, nnz);
   auto positions = shard.indptr.index_select(0, local_t).index_select(0, b.nnz_row) +

@@ -62,6 +62,7 @@ SparseBatch assemble_batch(const CsrMatrix& shard, std::int64_t shard_offset,
 
   SparseBatch batch;
   batch.rows = rows;
+  batch.users = to_device(vector_tensor(std::vector<std::int64_t>(global_rows), torch::kInt64), device);
   batch.cols = to_device(vector_tensor(std::move(cols), torch::kInt64), device);
   batch.nnz_row = to_device(vector_tensor(std::move(nnz_row), torch::kInt64), device);
   batch.offsets = to_device(vector_tensor(std::move(offsets), torch::kInt64), device);

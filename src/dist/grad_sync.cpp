@@ -27,14 +27,16 @@ void GradGroup::set_requires_grad(bool on) {
   for (auto& p : params) p.set_requires_grad(on);
 }
 
-void allreduce_group(GradGroup& g, Communicator& comm) {
+void allreduce_group(GradGroup& g, Communicator& comm) { allreduce_tensor(g.flat, comm); }
+
+void allreduce_tensor(torch::Tensor t, Communicator& comm) {
   if (comm.size() == 1) return;
-  if (g.flat.is_cuda() && comm.backend() == "mpi") {  // MPI backend with CUDA tensors: stage on host
-    auto host = g.flat.to(torch::kCPU);
+  if (t.is_cuda() && comm.backend() == "mpi") {  // MPI backend with CUDA tensors: stage on host
+    auto host = t.to(torch::kCPU).contiguous();
     comm.allreduce_sum(host.data_ptr<float>(), static_cast<std::size_t>(host.numel()));
-    g.flat.copy_(host);
+    t.copy_(host);
   } else {
-    comm.allreduce_sum(g.flat.data_ptr<float>(), static_cast<std::size_t>(g.flat.numel()));
+    comm.allreduce_sum(t.data_ptr<float>(), static_cast<std::size_t>(t.numel()));
   }
 }
 

@@ -36,11 +36,11 @@ MetricSums score_rows_tensor(torch::Tensor scores, const SparseBatch& fold_in, c
   return MetricSums::from_array(sums.data_ptr<double>());
 }
 
-MetricSums evaluate_model_local(RecVAE& model, const HeldOutShard& shard, std::int64_t batch_size,
+MetricSums evaluate_model_local(Model& model, const HeldOutShard& shard, std::int64_t batch_size,
                                 const torch::Device& device, int threads) {
   MetricSums sums;
   const std::int64_t rows = shard.fold_in.rows, items = shard.fold_in.cols;
-  model->eval();
+  model.module().eval();
   for (std::int64_t lo = 0; lo < rows; lo += batch_size) {
     const std::int64_t hi = std::min(rows, lo + batch_size);
     if (shard.fold_in_device) {  // on the device end to end: only the sums come back
@@ -48,14 +48,14 @@ MetricSums evaluate_model_local(RecVAE& model, const HeldOutShard& shard, std::i
       std::iota(ids.begin(), ids.end(), lo);
       auto in = assemble_batch_on_device(*shard.fold_in_device, ids, nullptr);
       auto out = assemble_batch_on_device(*shard.holdout_device, ids, nullptr);
-      sums += score_rows_tensor(model->scores(in), in, out);
+      sums += score_rows_tensor(model.scores(in), in, out);
       continue;
     }
     auto batch = assemble_eval_batch(shard.fold_in, lo, hi, device);
-    auto scores = model->scores(batch).to(torch::kCPU).contiguous();
+    auto scores = model.scores(batch).to(torch::kCPU).contiguous();
     sums += score_rows(scores.data_ptr<float>(), items, hi - lo, items, shard.fold_in, shard.holdout, lo, threads);
   }
-  model->train();
+  model.module().train();
   return sums;
 }
 

@@ -2,31 +2,14 @@
 
 #include <cmath>
 
-namespace recvae {
+#include "recvae/models/sparse_ops.h"
+#include "recvae/util/config.h"
 
-// Note [Sparse input]
-// ~~~~~~~~~~~~~~~~~~~
-// A user row has ~0.35% non-zeros (ML-20M: ~70 of 20,108 items), so three computations touch
-// only the non-zeros:
-//  * L2 normalisation and dropout are applied to the non-zero values (dropout of a zero is a
-//    zero), in assemble_batch.
-//  * The first layer W1 x is embedding_bag(W1, items, weights) in sum mode: a gather of the rows
-//    of the item-major W1 scaled by the input values; its backward scatter-adds into those rows.
-//  * The reconstruction term sum_i x_ui log_softmax(logits_u)_i needs the log-partition of each
-//    row (a logsumexp over the dense logits, which the decoder computes anyway) and the logits at
-//    the non-zeros only: sum_k x_k logits_{u,i_k} - |x_u| logsumexp_u.
-// No users x items matrix is ever built for the input.
+namespace recvae {
 
 namespace {
 
 constexpr double kLog2Pi = 1.8378770664093453;
-
-// nn.Linear's default initialisation: kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), ..), bias alike.
-void init_uniform(torch::Tensor& t, std::int64_t fan_in) {
-  const double bound = 1.0 / std::sqrt(static_cast<double>(fan_in));
-  torch::NoGradGuard guard;
-  t.uniform_(-bound, bound);
-}
 
 }  // namespace
 
@@ -47,8 +30,8 @@ torch::Tensor composite_prior_log_density(const torch::Tensor& z, const torch::T
 EncoderImpl::EncoderImpl(const ModelShape& shape) {
   w1 = register_parameter("w1", torch::empty({shape.items, shape.hidden}));
   b1 = register_parameter("b1", torch::empty({shape.hidden}));
-  init_uniform(w1, shape.items);
-  init_uniform(b1, shape.items);
+  init_torch_default(w1, shape.items);
+  init_torch_default(b1, shape.items);
   for (int i = 0; i < 5; ++i) {
     if (i > 0)
       fc_.push_back(register_module("fc" + std::to_string(i + 1),
@@ -74,10 +57,11 @@ std::pair<torch::Tensor, torch::Tensor> EncoderImpl::layers_after_first(const to
 
 std::pair<torch::Tensor, torch::Tensor> EncoderImpl::forward(const torch::Tensor& cols, const torch::Tensor& offsets,
                                                              const torch::Tensor& weights) {
-  // Note [Sparse input]: W1 x as a weighted bag of W1's item rows.
+  // Note [Sparse input] (sparse_ops.cpp): W1 x as a weighted bag of W1's item rows.
   auto a1 = std::get<0>(torch::embedding_bag(w1, cols, offsets, /*scale_grad_by_freq=*/false,
-                                             /*mode=sum*/ 0, /*sparse=*/false, weights)) +
-            b1;
+                                             /*mode=sum*/ 0, /*sparse=*/false, weights));
+  if (a1.size(0) != offsets.size(0)) a1 = torch::zeros({offsets.size(0), w1.size(1)}, w1.options());
+  a1 = a1 + b1;
   return layers_after_first(a1);
 }
 
@@ -99,11 +83,7 @@ LossTerms RecVAEImpl::loss(const SparseBatch& b, double global_batch, const KlWe
   auto z = mu + b.noise * (0.5 * logvar).exp();
   auto logits = decoder(z);  // [rows, items]
 
-  // Note [Sparse input]: reconstruction from the logits at the non-zeros and the row log-partition.
-  auto log_partition = torch::logsumexp(logits, 1);
-  auto picked = logits.reshape({-1}).index_select(0, b.nnz_row * shape_.items + b.cols);
-  auto mll = torch::zeros({b.rows}, logits.options()).index_add(0, b.nnz_row, b.values * picked) -
-             b.row_sum * log_partition;
+  auto mll = multinomial_log_likelihood(logits, b);  // Note [Sparse input]
 
   torch::Tensor mu_old, logvar_old;
   {
@@ -136,6 +116,47 @@ void RecVAEImpl::refresh_prior() {
   auto bsrc = encoder->buffers();
   auto bdst = encoder_old->buffers();
   for (size_t i = 0; i < bsrc.size(); ++i) bdst[i].copy_(bsrc[i]);
+}
+
+RecVAEModel::RecVAEModel(const RecVAEConfig& c, double dropout, const ModelContext& ctx)
+    : kl_{c.gamma, c.beta},
+      encoder_passes_(c.encoder_passes),
+      decoder_passes_(c.decoder_passes),
+      alternating_(c.alternating),
+      dropout_(dropout) {
+  net_ = RecVAE(ModelShape{ctx.items, c.hidden_dim, c.latent_dim, c.layernorm_eps}, c.prior_weights,
+                c.prior_wide_logvar);
+  net_->to(ctx.device);
+  net_->train();
+}
+
+std::vector<ParameterGroup> RecVAEModel::parameter_groups() {
+  return {{"encoder", net_->encoder_parameters(), true}, {"decoder", net_->decoder_parameters(), true}};
+}
+
+std::vector<PassSpec> RecVAEModel::epoch_schedule() const {
+  // Spec, Training: encoder passes with dropout, encoder_old <- encoder, decoder passes without.
+  if (!alternating_) return {{"joint", {0, 1}, 0, dropout_}};
+  std::vector<PassSpec> passes;
+  for (int p = 0; p < encoder_passes_; ++p) passes.push_back({"encoder", {0}, p, dropout_});
+  for (int p = 0; p < decoder_passes_; ++p) passes.push_back({"decoder", {1}, encoder_passes_ + p, 0.0});
+  return passes;
+}
+
+LossTerms RecVAEModel::loss(const SparseBatch& batch, const StepContext& ctx) {
+  return net_->loss(batch, ctx.global_batch, kl_);
+}
+
+bool RecVAEModel::after_pass(const PassSpec& pass) {
+  // encoder_old <- encoder right after the last encoder pass of the epoch (never in joint mode).
+  if (!alternating_ || pass.phase != "encoder" || pass.pass + 1 != encoder_passes_) return false;
+  net_->refresh_prior();
+  return true;  // Note [Snapshot check]
+}
+
+std::vector<std::pair<std::string, std::int64_t>> RecVAEModel::shape() const {
+  return {{"items", net_->shape().items}, {"recvae.hidden_dim", net_->shape().hidden},
+          {"recvae.latent_dim", net_->shape().latent}};
 }
 
 }  // namespace recvae

@@ -21,6 +21,7 @@
 #include "recvae/util/error.h"
 #include "recvae/eval/evaluator.h"
 #include "recvae/data/h5_dataset.h"
+#include "recvae/train/row_adam.h"
 #include "recvae/train/run_log.h"
 #include "recvae/data/sharding.h"
 #include "recvae/train/stop_signal.h"
@@ -86,16 +87,6 @@ void configure_host_allocator() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
-std::vector<PassSpec> epoch_schedule(const TrainConfig& train) {
-  std::vector<PassSpec> passes;
-  if (!train.alternating) return {{StepGroup::kBoth, 0, train.dropout, false}};
-  for (int p = 0; p < train.encoder_passes; ++p)
-    passes.push_back({StepGroup::kEncoder, p, train.dropout, p + 1 == train.encoder_passes});
-  for (int p = 0; p < train.decoder_passes; ++p)
-    passes.push_back({StepGroup::kDecoder, train.encoder_passes + p, 0.0, false});
-  return passes;
-}
-
 struct Trainer::Impl {
   Config cfg;
   Communicator& comm;
@@ -110,9 +101,12 @@ struct Trainer::Impl {
   HeldOutShard validation, test;
   std::vector<float> popularity;
 
-  RecVAE model{nullptr};
-  GradGroup enc, dec;
-  std::unique_ptr<torch::optim::Adam> enc_opt, dec_opt;
+  std::unique_ptr<Model> model;
+  std::vector<ParameterGroup> group_specs;  // the model's groups, in its order
+  std::vector<GradGroup> groups;            // their flat gradient buffers
+  std::vector<std::unique_ptr<torch::optim::Adam>> adams;  // replicated groups
+  std::vector<std::unique_ptr<RowAdam>> row_adams;         // per-user groups
+  std::int64_t global_step = 0;             // optimiser steps so far (Mult-VAE's annealing reads it)
   std::string data_fingerprint;  // what the checkpoint's data must match
 
   // Best epoch so far (restored on resume).
@@ -121,12 +115,17 @@ struct Trainer::Impl {
   MetricSums best_validation;
 
   Impl(const Config& c, Communicator& cm) : cfg(c), comm(cm) {}
+  void bind_groups();
+  void step_group(size_t g);
+  torch::Tensor gather_rows(const torch::Tensor& local) const;
   void save_checkpoint(const TrainingPosition& next) const;
   TrainingPosition load_checkpoint(const std::string& path);
 };
 
-Trainer::Trainer(const Config& config, Communicator& comm) : impl_(std::make_unique<Impl>(config, comm)) {
+Trainer::Trainer(const Config& given, Communicator& comm) : impl_(std::make_unique<Impl>(given, comm)) {
   Impl& s = *impl_;
+  apply_model_defaults(s.cfg);  // a Config built in code has the shared keys unset
+  const Config& config = s.cfg;
   const ProcessInfo& proc = comm.info();
   s.root = proc.rank == 0;
   s.threads = config.train.threads > 0
@@ -168,33 +167,72 @@ Trainer::Trainer(const Config& config, Communicator& comm) : impl_(std::make_uni
   comm.allreduce_sum_host(counts.data(), counts.size());
   s.popularity.assign(counts.begin(), counts.end());
 
-  ModelShape shape{s.items, config.model.hidden_dim, config.model.latent_dim, config.model.layernorm_eps};
   torch::manual_seed(config.train.seed);
-  s.model = RecVAE(shape, config.model.prior_weights, config.model.prior_wide_logvar);
-  s.model->to(s.device);
-  s.model->train();
+  ModelContext mctx;
+  mctx.items = s.items;
+  mctx.train_users = s.train_users;
+  mctx.local_users_lo = s.train_range.lo;
+  mctx.local_users_hi = s.train_range.hi;
+  mctx.device = s.device;
+  s.model = make_model(config, mctx);
+  s.model->module().train();
   for (auto& p : s.model->parameters()) broadcast_tensor(p, comm);  // identical start on every rank
 
-  s.enc.bind(s.model->encoder_parameters(), s.device);
-  s.dec.bind(s.model->decoder_parameters(), s.device);
-  const auto adam = torch::optim::AdamOptions(config.train.lr);
-  s.enc_opt = std::make_unique<torch::optim::Adam>(s.enc.params, adam);
-  s.dec_opt = std::make_unique<torch::optim::Adam>(s.dec.params, adam);
+  s.group_specs = s.model->parameter_groups();
+  s.bind_groups();
+  for (const auto& g : s.group_specs) {
+    if (g.replicated) {
+      s.adams.push_back(std::make_unique<torch::optim::Adam>(g.params, torch::optim::AdamOptions(config.train.lr)));
+      s.row_adams.emplace_back();
+    } else {
+      if (g.params.size() != 1 || g.params[0].size(0) != s.train_range.hi - s.train_range.lo)
+        throw std::logic_error("model " + s.model->type() + ": per-user group '" + g.name +
+                               "' must be one tensor with a row per local training user");
+      s.adams.emplace_back();
+      s.row_adams.push_back(std::make_unique<RowAdam>(g.params[0], config.train.lr));
+    }
+  }
+}
+
+// (Re)binds every group's gradients to its flat buffer; Module::load replaces parameter data,
+// so loading a checkpoint calls it again.
+void Trainer::Impl::bind_groups() {
+  group_specs = model->parameter_groups();
+  groups.resize(group_specs.size());
+  for (size_t g = 0; g < group_specs.size(); ++g) groups[g].bind(group_specs[g].params, device);
+}
+
+void Trainer::Impl::step_group(size_t g) {
+  if (adams[g])
+    adams[g]->step();
+  else
+    row_adams[g]->step();
 }
 
 Trainer::~Trainer() = default;
 
-RecVAE& Trainer::model() { return impl_->model; }
+Model& Trainer::model() { return *impl_->model; }
+std::int64_t Trainer::num_items() const { return impl_->items; }
+std::int64_t Trainer::global_step() const { return impl_->global_step; }
+std::vector<PassSpec> Trainer::schedule() { return impl_->model->epoch_schedule(); }
 torch::Device Trainer::device() const { return impl_->device; }
 std::int64_t Trainer::num_train_users() const { return impl_->train_users; }
 
-PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropout, std::int64_t max_steps,
-                              std::int64_t first_step) {
+// Note [Regularisers after the all-reduce]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// A weight penalty (Mult-DAE's lam |W|^2, AutoRec's lambda/2 |W|^2) belongs to the step, not to
+// the users of the batch: added to every rank's loss it would be counted N times by the summing
+// all-reduce. So a model returns it separately, and every rank backpropagates it into the
+// already reduced gradient buffers: the replicas are identical, so each adds the same term, and
+// the step is the single-process step at every world size.
+
+PassStats Trainer::train_pass(int epoch, const PassSpec& spec, std::int64_t max_steps, std::int64_t first_step) {
   Impl& s = *impl_;
   const auto t0 = Clock::now();
-  const bool step_enc = group != StepGroup::kDecoder, step_dec = group != StepGroup::kEncoder;
-  s.enc.set_requires_grad(step_enc);
-  s.dec.set_requires_grad(step_dec);
+  const int pass = spec.pass;
+  std::vector<bool> stepped(s.groups.size(), false);
+  for (int g : spec.groups) stepped.at(static_cast<size_t>(g)) = true;
+  for (size_t g = 0; g < s.groups.size(); ++g) s.groups[g].set_requires_grad(stepped[g]);
 
   BatchPlan plan(pass_permutation(s.train_users, s.cfg.train.seed, epoch, pass), s.cfg.train.batch_size,
                  s.train_range.lo, s.train_range.hi);
@@ -202,8 +240,7 @@ PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropo
   if (max_steps <= 0) max_steps = s.cfg.train.max_steps_per_pass;
   if (max_steps > 0) steps = std::min(steps, max_steps);
 
-  const BatchNoise noise_base{s.cfg.train.seed, epoch, pass, dropout, s.cfg.model.latent_dim};
-  const KlWeight kl{s.cfg.train.gamma, s.cfg.train.beta};
+  const BatchNoise noise_base{s.cfg.train.seed, epoch, pass, spec.dropout, s.model->noise_dim()};
   // Loss sums stay on the device and are read every `check_every` steps (every step on the CPU,
   // where reading is free), so a GPU step never waits for the host.
   const std::int64_t check_every = s.device.is_cuda() ? 25 : 1;
@@ -226,13 +263,14 @@ PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropo
   st.next_step = steps;
   for (std::int64_t b = first_step; b < steps; ++b) {
     const LocalBatch lb = plan.batch(b);
-    if (step_enc) s.enc.flat.zero_();
-    if (step_dec) s.dec.flat.zero_();
+    for (size_t g = 0; g < s.groups.size(); ++g)
+      if (stepped[g]) s.groups[g].flat.zero_();
+    const StepContext ctx{static_cast<double>(lb.global_size), s.global_step};
     fault_injection_point(s.comm.rank(), epoch, b);
     if (!lb.global_rows.empty()) {
       SparseBatch batch = s.train_device ? assemble_batch_on_device(*s.train_device, lb.global_rows, &noise_base)
                                          : assemble_batch(s.train, s.train_range.lo, lb.global_rows, &noise_base, s.device);
-      LossTerms terms = s.model->loss(batch, static_cast<double>(lb.global_size), kl);
+      LossTerms terms = s.model->loss(batch, ctx);
       terms.loss.backward();
       acc += torch::stack({terms.loss.detach() * static_cast<double>(lb.global_size), terms.mll_sum, terms.kl_sum})
                  .to(torch::kFloat64);
@@ -240,10 +278,13 @@ PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropo
     }
     if ((b + 1 - first_step) % check_every == 0 || b + 1 == steps) check_finite(b + 1);
     // Every rank reaches these collectives for every batch, owning users or not (Note [World-size invariance]).
-    if (step_enc) allreduce_group(s.enc, s.comm);
-    if (step_dec) allreduce_group(s.dec, s.comm);
-    if (step_enc) s.enc_opt->step();
-    if (step_dec) s.dec_opt->step();
+    for (size_t g = 0; g < s.groups.size(); ++g)
+      if (stepped[g] && s.group_specs[g].replicated) allreduce_group(s.groups[g], s.comm);
+    torch::Tensor penalty = s.model->regularizer(ctx);  // Note [Regularisers after the all-reduce]
+    if (penalty.defined() && penalty.requires_grad()) penalty.backward();
+    for (size_t g = 0; g < s.groups.size(); ++g)
+      if (stepped[g]) s.step_group(g);
+    ++s.global_step;
     if (s.root && s.cfg.output.progress_seconds > 0 && seconds_since(last_print) >= s.cfg.output.progress_seconds) {
       std::fprintf(stderr, "    step %lld/%lld (%.1f s)\n", static_cast<long long>(b + 1),
                    static_cast<long long>(steps), seconds_since(t0));
@@ -259,8 +300,7 @@ PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropo
       break;
     }
   }
-  s.enc.set_requires_grad(true);
-  s.dec.set_requires_grad(true);
+  for (auto& g : s.groups) g.set_requires_grad(true);
   if (unchecked_from < st.next_step) check_finite(st.next_step);
 
   double sums[4];
@@ -276,7 +316,8 @@ PassStats Trainer::train_pass(int epoch, int pass, StepGroup group, double dropo
     st.kl = sums[2] / sums[3];
   }
   st.seconds = seconds_since(t0);
-  st.allreduce_bytes = (step_enc ? s.enc.bytes() : 0) + (step_dec ? s.dec.bytes() : 0);
+  for (size_t g = 0; g < s.groups.size(); ++g)
+    if (stepped[g] && s.group_specs[g].replicated) st.allreduce_bytes += s.groups[g].bytes();
   return st;
 }
 
@@ -311,15 +352,14 @@ void Trainer::check_replicas_in_sync() {
   }
 }
 
-void Trainer::refresh_prior() {
-  impl_->model->refresh_prior();
-  check_replicas_in_sync();
+void Trainer::end_pass(const PassSpec& spec) {
+  if (impl_->model->after_pass(spec)) check_replicas_in_sync();
 }
 
 MetricSums Trainer::evaluate(bool test_split) {
   Impl& s = *impl_;
   const HeldOutShard& shard = test_split ? s.test : s.validation;
-  return reduce_metrics(evaluate_model_local(s.model, shard, s.cfg.eval.batch_size, s.device, s.threads), s.comm);
+  return reduce_metrics(evaluate_model_local(*s.model, shard, s.cfg.eval.batch_size, s.device, s.threads), s.comm);
 }
 
 MetricSums Trainer::evaluate_popularity(bool test_split) {
@@ -331,30 +371,59 @@ MetricSums Trainer::evaluate_popularity(bool test_split) {
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // Replicas are identical (Note [Snapshot check]), so rank 0 writes one checkpoint for all and
 // any number of ranks can resume from it. It holds everything the rest of the run depends on:
-// encoder, encoder_old and decoder; both Adam states with their step counts; the best epoch's
+// the model's replicated module (RecVAE: encoder, encoder_old, decoder); one Adam state per
+// replicated group; per-user groups gathered from every rank with their Adam moments (Note
+// [Per-user parameters] in models/cdae.cpp); the global step count; the best epoch's
 // parameters and metrics; and the position (epoch, pass, step). The random streams need no
 // state: they are functions of (seed, epoch, pass, user) (Note [World-size invariance]). So a
 // resumed run computes exactly what the uninterrupted run would have.
+
+// The full table of a per-user tensor: every rank places its rows, one sum all-reduce joins them.
+torch::Tensor Trainer::Impl::gather_rows(const torch::Tensor& local) const {
+  torch::NoGradGuard guard;
+  std::vector<std::int64_t> sizes = local.sizes().vec();
+  sizes[0] = train_users;
+  auto full = torch::zeros(sizes, local.options());
+  full.narrow(0, train_range.lo, local.size(0)).copy_(local);
+  allreduce_tensor(full, comm);
+  return full;
+}
+
 void Trainer::Impl::save_checkpoint(const TrainingPosition& next) const {
+  // Every rank joins the per-user gathers; only rank 0 writes.
+  std::vector<std::array<torch::Tensor, 3>> per_user(groups.size());
+  for (size_t g = 0; g < groups.size(); ++g)
+    if (row_adams[g])
+      per_user[g] = {gather_rows(row_adams[g]->param), gather_rows(row_adams[g]->exp_avg),
+                     gather_rows(row_adams[g]->exp_avg_sq)};
   if (!root) return;
   char name[64];
   std::snprintf(name, sizeof name, "epoch-%04d-pass-%02d-step-%06lld", next.epoch, next.schedule_index,
                 static_cast<long long>(next.step));
   CheckpointStore(cfg.output.dir, cfg.output.checkpoint_keep).save(name, [&](torch::serialize::OutputArchive& a) {
-    a.write("format", c10::IValue(static_cast<std::int64_t>(1)));
-    torch::serialize::OutputArchive m, eo, dopt;
-    model->save(m);
-    enc_opt->save(eo);
-    dec_opt->save(dopt);
+    a.write("format", c10::IValue(static_cast<std::int64_t>(2)));
+    a.write("model_type", c10::IValue(model->type()));
+    torch::serialize::OutputArchive m;
+    model->module().save(m);
     a.write("model", m);
-    a.write("encoder_optimizer", eo);
-    a.write("decoder_optimizer", dopt);
+    for (size_t g = 0; g < groups.size(); ++g) {
+      const std::string key = "group_" + group_specs[g].name;
+      if (adams[g]) {
+        torch::serialize::OutputArchive o;
+        adams[g]->save(o);
+        a.write(key + "_adam", o);
+      } else {
+        a.write(key + "_rows", per_user[g][0]);
+        a.write(key + "_exp_avg", per_user[g][1]);
+        a.write(key + "_exp_avg_sq", per_user[g][2]);
+        a.write(key + "_steps", c10::IValue(row_adams[g]->steps));
+      }
+    }
+    a.write("global_step", c10::IValue(global_step));
     a.write("epoch", c10::IValue(static_cast<std::int64_t>(next.epoch)));
     a.write("schedule_index", c10::IValue(static_cast<std::int64_t>(next.schedule_index)));
     a.write("step", c10::IValue(next.step));
-    a.write("items", c10::IValue(items));
-    a.write("hidden_dim", c10::IValue(cfg.model.hidden_dim));
-    a.write("latent_dim", c10::IValue(cfg.model.latent_dim));
+    for (const auto& [key, value] : model->shape()) a.write("shape_" + key, c10::IValue(value));
     a.write("data_fingerprint", c10::IValue(data_fingerprint));
     a.write("config", c10::IValue(cfg.to_yaml()));
     a.write("best_epoch", c10::IValue(static_cast<std::int64_t>(best_epoch)));
@@ -370,29 +439,55 @@ void Trainer::Impl::save_checkpoint(const TrainingPosition& next) const {
 TrainingPosition Trainer::Impl::load_checkpoint(const std::string& path) {
   TrainingPosition pos;
   CheckpointStore::load(path, device, [&](torch::serialize::InputArchive& a) {
-    // Refuse another model shape or data set, naming the difference.
-    auto expect = [&](const char* what, std::int64_t saved, std::int64_t now) {
+    if (read_int(a, "format") != 2)
+      throw InputError(path + ": checkpoint format " + std::to_string(read_int(a, "format")) +
+                       " was written by an older recvae (format 2 needed); start a new run directory");
+    // Refuse another model type, shape or data set, naming the difference.
+    const std::string saved_type = read_string(a, "model_type");
+    if (saved_type != model->type())
+      throw InputError(path + ": checkpoint is of model.type " + saved_type + ", this run's model.type is " +
+                       model->type());
+    for (const auto& [key, now] : model->shape()) {
+      const std::int64_t saved = read_int(a, "shape_" + key);
       if (saved != now)
-        throw InputError(path + ": checkpoint has " + what + "=" + std::to_string(saved) + ", this run has " +
+        throw InputError(path + ": checkpoint has " + key + "=" + std::to_string(saved) + ", this run has " +
                          std::to_string(now));
-    };
-    expect("items (data set item count)", read_int(a, "items"), items);
-    expect("model.hidden_dim", read_int(a, "hidden_dim"), cfg.model.hidden_dim);
-    expect("model.latent_dim", read_int(a, "latent_dim"), cfg.model.latent_dim);
+    }
     const std::string fp = read_string(a, "data_fingerprint");
     if (fp != data_fingerprint)
       throw InputError(path + ": checkpoint was made on another data set (" + fp + "), this run's data.path " +
                        cfg.data.path + " is " + data_fingerprint);
-    torch::serialize::InputArchive m, eo, dopt;
+    torch::serialize::InputArchive m;
     a.read("model", m);
-    a.read("encoder_optimizer", eo);
-    a.read("decoder_optimizer", dopt);
     {
       torch::NoGradGuard guard;
-      model->load(m);
+      model->module().load(m);
     }
-    enc_opt->load(eo);
-    dec_opt->load(dopt);
+    for (size_t g = 0; g < groups.size(); ++g) {
+      const std::string key = "group_" + group_specs[g].name;
+      if (adams[g]) {
+        torch::serialize::InputArchive o;
+        a.read(key + "_adam", o);
+        adams[g]->load(o);
+        continue;
+      }
+      // Per-user rows: cut this rank's range out of the gathered table (any world size).
+      RowAdam& opt = *row_adams[g];
+      torch::Tensor rows, m1, m2;
+      a.read(key + "_rows", rows);
+      a.read(key + "_exp_avg", m1);
+      a.read(key + "_exp_avg_sq", m2);
+      if (rows.size(0) != train_users)
+        throw InputError(path + ": checkpoint has " + std::to_string(rows.size(0)) + " rows of '" + group_specs[g].name +
+                         "', the data set has " + std::to_string(train_users) + " training users");
+      const std::int64_t n = train_range.hi - train_range.lo;
+      torch::NoGradGuard guard;
+      opt.param.copy_(rows.narrow(0, train_range.lo, n));
+      opt.exp_avg.copy_(m1.narrow(0, train_range.lo, n));
+      opt.exp_avg_sq.copy_(m2.narrow(0, train_range.lo, n));
+      opt.steps = read_int(a, key + "_steps");
+    }
+    global_step = read_int(a, "global_step");
     pos.epoch = static_cast<int>(read_int(a, "epoch"));
     pos.schedule_index = static_cast<int>(read_int(a, "schedule_index"));
     pos.step = read_int(a, "step");
@@ -404,9 +499,14 @@ TrainingPosition Trainer::Impl::load_checkpoint(const std::string& path) {
     best.assign(static_cast<size_t>(read_int(a, "best_count")), torch::Tensor());
     for (size_t i = 0; i < best.size(); ++i) a.read("best_" + std::to_string(i), best[i]);
   });
-  // Module::load replaces parameter data; the gradients must stay views of the flat buffers.
-  enc.bind(model->encoder_parameters(), device);
-  dec.bind(model->decoder_parameters(), device);
+  // Module::load replaces parameter data; the gradients must stay views of the flat buffers,
+  // and the optimisers must hold the new tensors.
+  bind_groups();
+  for (size_t g = 0; g < groups.size(); ++g)
+    if (adams[g]) {
+      auto& param_groups = adams[g]->param_groups();
+      param_groups[0].params() = group_specs[g].params;
+    }
   return pos;
 }
 
@@ -431,8 +531,8 @@ RunResult Trainer::run(bool resume) {
   log.write_config(s.cfg.to_yaml());
   if (s.root) {
     std::fprintf(stderr,
-                 "recvae: %lld train users, %lld items; %d rank(s), backend %s, device %s, %d thread(s) per rank\n",
-                 static_cast<long long>(s.train_users), static_cast<long long>(s.items), s.comm.size(),
+                 "recvae: model %s; %lld train users, %lld items; %d rank(s), backend %s, device %s, %d thread(s) per rank\n",
+                 s.model->type().c_str(), static_cast<long long>(s.train_users), static_cast<long long>(s.items), s.comm.size(),
                  s.comm.backend().c_str(), s.device.str().c_str(), s.threads);
     if (!checkpoint.empty())
       std::fprintf(stderr, "recvae: resumed from %s at epoch %d, pass %d, step %lld\n", checkpoint.c_str(),
@@ -448,7 +548,7 @@ RunResult Trainer::run(bool resume) {
                    result.popularity_validation.mean_ndcg100(), result.popularity_test.mean_ndcg100());
   }
 
-  const std::vector<PassSpec> schedule = epoch_schedule(tc);
+  const std::vector<PassSpec> schedule = s.model->epoch_schedule();
   for (int epoch = pos.epoch; epoch < tc.epochs; ++epoch) {
     JsonObject rec;
     rec.add("epoch", epoch + 1);
@@ -462,11 +562,9 @@ RunResult Trainer::run(bool resume) {
     const int first_index = epoch == pos.epoch ? pos.schedule_index : 0;
     for (int i = first_index; i < static_cast<int>(schedule.size()); ++i) {
       const PassSpec& spec = schedule[i];
-      const char* name = spec.group == StepGroup::kEncoder   ? "encoder"
-                         : spec.group == StepGroup::kDecoder ? "decoder"
-                                                             : "joint";
+      const char* name = spec.phase.c_str();
       const std::int64_t first_step = epoch == pos.epoch && i == pos.schedule_index ? pos.step : 0;
-      PassStats st = train_pass(epoch, spec.pass, spec.group, spec.dropout, 0, first_step);
+      PassStats st = train_pass(epoch, spec, 0, first_step);
       PhaseTotal& ph = phases[name];
       ph.passes += 1;
       ph.sum.loss += st.loss;
@@ -490,7 +588,7 @@ RunResult Trainer::run(bool resume) {
         result.stopped_on_signal = true;
         return result;
       }
-      if (spec.refresh_prior_after) refresh_prior();
+      end_pass(spec);
     }
     for (const auto& [name, ph] : phases) {
       JsonObject o;
@@ -541,12 +639,14 @@ RunResult Trainer::run(bool resume) {
   if (s.cfg.eval.test) result.test = evaluate(true);
   if (s.root && s.cfg.output.save_model) {
     const std::string path = log.path("best_model.pt"), tmp = path + ".tmp";
-    torch::save(s.model, tmp);
+    torch::serialize::OutputArchive archive;
+    s.model->module().save(archive);
+    archive.save_to(tmp);
     std::filesystem::rename(tmp, path);
   }
 
   JsonObject fin;
-  fin.add("best_epoch", result.best_epoch).add("epochs", tc.epochs);
+  fin.add("model", s.model->type()).add("best_epoch", result.best_epoch).add("epochs", tc.epochs);
   fin.add("ndcg@100", result.test.mean_ndcg100())
       .add("recall@20", result.test.mean_recall20())
       .add("recall@50", result.test.mean_recall50())

@@ -23,38 +23,57 @@ struct Field {
 class Schema {
  public:
   Schema(Config& c, std::string source) : source_(std::move(source)) {
-    num("model.hidden_dim", c.model.hidden_dim, 1, 1 << 20);
-    num("model.latent_dim", c.model.latent_dim, 1, 1 << 20);
-    num("model.layernorm_eps", c.model.layernorm_eps, 0.0, 1e9, /*open_lo=*/true);
-    fields_["model.prior_weights"] = {
+    str("model.type", c.model.type, model_types());
+
+    num("recvae.hidden_dim", c.recvae.hidden_dim, 1, 1 << 20);
+    num("recvae.latent_dim", c.recvae.latent_dim, 1, 1 << 20);
+    num("recvae.layernorm_eps", c.recvae.layernorm_eps, 0.0, 1e9, /*open_lo=*/true);
+    fields_["recvae.prior_weights"] = {
         [this, &c](const YAML::Node& n, const std::string& key) {
           if (!n.IsSequence() || n.size() != 3) fail(key, "expected a list of 3 numbers");
           double sum = 0;
           for (int i = 0; i < 3; ++i) {
-            c.model.prior_weights[i] = scalar<double>(n[i], key, "a number");
-            if (!(c.model.prior_weights[i] > 0)) fail(key, "weights must be > 0");
-            sum += c.model.prior_weights[i];
+            c.recvae.prior_weights[i] = scalar<double>(n[i], key, "a number");
+            if (!(c.recvae.prior_weights[i] > 0)) fail(key, "weights must be > 0");
+            sum += c.recvae.prior_weights[i];
           }
           if (std::abs(sum - 1.0) > 1e-6) fail(key, "weights must sum to 1");
         },
         [&c] {
           YAML::Node n(YAML::NodeType::Sequence);
-          for (double w : c.model.prior_weights) n.push_back(w);
+          for (double w : c.recvae.prior_weights) n.push_back(w);
           n.SetStyle(YAML::EmitterStyle::Flow);
           return n;
         }};
-    num("model.prior_wide_logvar", c.model.prior_wide_logvar, -100.0, 100.0);
+    num("recvae.prior_wide_logvar", c.recvae.prior_wide_logvar, -100.0, 100.0);
+    num("recvae.gamma", c.recvae.gamma, 0.0, 1e6);
+    num("recvae.beta", c.recvae.beta, 0.0, 1e6);
+    num("recvae.encoder_passes", c.recvae.encoder_passes, 0, 1000);
+    num("recvae.decoder_passes", c.recvae.decoder_passes, 0, 1000);
+    flag("recvae.alternating", c.recvae.alternating);
+
+    num("multvae.hidden_dim", c.multvae.hidden_dim, 1, 1 << 20);
+    num("multvae.latent_dim", c.multvae.latent_dim, 1, 1 << 20);
+    num("multvae.beta_cap", c.multvae.beta_cap, 0.0, 1e6);
+    num("multvae.anneal_steps", c.multvae.anneal_steps, 0, 1LL << 40);
+    num("multvae.l2", c.multvae.l2, 0.0, 1e6);
+
+    num("multdae.latent_dim", c.multdae.latent_dim, 1, 1 << 20);
+    num("multdae.l2", c.multdae.l2, 0.0, 1e6);
+
+    num("cdae.hidden_dim", c.cdae.hidden_dim, 1, 1 << 20);
+    num("cdae.l2", c.cdae.l2, 0.0, 1e6);
+    num("cdae.foldin_steps", c.cdae.foldin_steps, 0, 100000);
+    num("cdae.foldin_lr", c.cdae.foldin_lr, 0.0, 1e3, true);
+
+    num("autorec.hidden_dim", c.autorec.hidden_dim, 1, 1 << 20);
+    num("autorec.l2", c.autorec.l2, 0.0, 1e9);
 
     str("data.path", c.data.path, {});
 
     num("train.epochs", c.train.epochs, 0, 1000000);
     num("train.batch_size", c.train.batch_size, 1, 1LL << 40);
     num("train.lr", c.train.lr, 0.0, 1e3, true);
-    num("train.gamma", c.train.gamma, 0.0, 1e6);
-    num("train.beta", c.train.beta, 0.0, 1e6);
-    num("train.encoder_passes", c.train.encoder_passes, 0, 1000);
-    num("train.decoder_passes", c.train.decoder_passes, 0, 1000);
-    flag("train.alternating", c.train.alternating);
     num("train.dropout", c.train.dropout, 0.0, 1.0, false, /*open_hi=*/true);
     num("train.seed", c.train.seed, std::uint64_t{0}, ~std::uint64_t{0});
     num("train.threads", c.train.threads, 0, 4096);
@@ -79,28 +98,36 @@ class Schema {
     str("dist.device_data", c.dist.device_data, {"auto", "on", "off"});
   }
 
+  /// Sections that appeared in the YAML (model sections are checked against model.type).
+  std::vector<std::string> seen_sections;
+
   void read(const YAML::Node& root) {
     if (!root || root.IsNull()) return;
     if (!root.IsMap()) throw InputError(source_ + ": expected a mapping of sections at the top level");
     for (const auto& sec : root) {
       const std::string section = sec.first.as<std::string>();
       if (!sections().count(section))
-        throw InputError(source_ + ": unknown config section '" + section + "' (known: data, model, train, eval, output, dist)");
+        throw InputError(source_ + ": unknown config section '" + section +
+                         "' (known: data, model, train, eval, output, dist, and one per model type: " + type_list() + ")");
+      seen_sections.push_back(section);
       if (sec.second.IsNull()) continue;
       if (!sec.second.IsMap()) throw InputError(source_ + ": section '" + section + "' must be a mapping");
       for (const auto& kv : sec.second) {
         const std::string key = section + "." + kv.first.as<std::string>();
         auto it = fields_.find(key);
-        if (it == fields_.end()) throw InputError(source_ + ": unknown config key '" + key + "'");
+        if (it == fields_.end()) throw InputError(source_ + ": unknown config key '" + key + "'" + moved_hint(key));
         it->second.read(kv.second, key);
       }
     }
   }
 
-  YAML::Node write() const {
+  /// Every key of the common sections and of `model_type`'s own section.
+  YAML::Node write(const std::string& model_type) const {
     YAML::Node root;
     for (const auto& [key, f] : fields_) {
       auto dot = key.find('.');
+      const std::string section = key.substr(0, dot);
+      if (is_model_section(section) && section != model_type) continue;
       root[key.substr(0, dot)][key.substr(dot + 1)] = f.write();
     }
     return root;
@@ -108,9 +135,36 @@ class Schema {
 
  private:
   static const std::map<std::string, int>& sections() {
-    static const std::map<std::string, int> s{{"data", 0}, {"model", 0}, {"train", 0},
-                                              {"eval", 0}, {"output", 0}, {"dist", 0}};
+    static const std::map<std::string, int> s = [] {
+      std::map<std::string, int> m{{"data", 0}, {"model", 0}, {"train", 0}, {"eval", 0}, {"output", 0}, {"dist", 0}};
+      for (const auto& t : model_types()) m[t] = 1;
+      return m;
+    }();
     return s;
+  }
+
+ public:
+  static bool is_model_section(const std::string& section) {
+    auto it = sections().find(section);
+    return it != sections().end() && it->second == 1;
+  }
+
+ private:
+  static std::string type_list() {
+    std::string list;
+    for (const auto& t : model_types()) list += (list.empty() ? "" : ", ") + t;
+    return list;
+  }
+
+  // RecVAE's own keys lived in model: and train: before other models existed.
+  static std::string moved_hint(const std::string& key) {
+    static const std::vector<std::string> moved{"model.hidden_dim",     "model.latent_dim",    "model.layernorm_eps",
+                                                "model.prior_weights",  "model.prior_wide_logvar", "train.gamma",
+                                                "train.beta",           "train.encoder_passes", "train.decoder_passes",
+                                                "train.alternating"};
+    for (const auto& m : moved)
+      if (m == key) return " (RecVAE's keys are in the recvae: section now: recvae." + key.substr(key.find('.') + 1) + ")";
+    return "";
   }
 
   [[noreturn]] void fail(const std::string& key, const std::string& what) const {
@@ -175,11 +229,26 @@ class Schema {
 
 }  // namespace
 
+// Defaults of the shared training keys that differ by model: the authors' values.
+void apply_model_defaults(Config& c) {
+  const std::string& t = c.model.type;
+  // CDAE's logistic loss over every item starts far from its optimum (all outputs near 0.5)
+  // and needs a larger step than the multinomial models; 0.01 was the best of {1e-3, 3e-3, 1e-2}
+  // on the synthetic sets.
+  if (c.train.lr < 0) c.train.lr = t == "recvae" ? 5e-4 : t == "cdae" ? 1e-2 : 1e-3;
+  if (c.train.dropout < 0) c.train.dropout = t == "autorec" ? 0.0 : t == "cdae" ? 0.2 : 0.5;
+}
+
+const std::vector<std::string>& model_types() {
+  static const std::vector<std::string> types{"recvae", "multvae", "multdae", "cdae", "autorec"};
+  return types;
+}
+
 std::string Config::to_yaml() const {
   Config copy = *this;
   Schema schema(copy, "");
   YAML::Emitter out;
-  out << schema.write();
+  out << schema.write(model.type);
   return std::string(out.c_str()) + "\n";
 }
 
@@ -209,12 +278,21 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
     root[section][key] = value.IsNull() ? YAML::Node(std::string()) : value;
   }
   Config config;
-  Schema(config, source).read(root);
+  Schema schema(config, source);
+  schema.read(root);
+  // A section of another model would silently do nothing: refuse it, naming it.
+  for (const auto& section : schema.seen_sections)
+    if (Schema::is_model_section(section) && section != config.model.type)
+      throw InputError(source + ": section '" + section + "' configures model.type " + section +
+                       ", but this run's model.type is " + config.model.type + " (remove the section or change model.type)");
+  apply_model_defaults(config);
   if (config.data.path.empty()) throw InputError(source + ": config key 'data.path' is required");
-  if (config.train.alternating && config.train.encoder_passes + config.train.decoder_passes == 0)
-    throw InputError(source + ": config keys 'train.encoder_passes' and 'train.decoder_passes' are both 0");
-  if (config.train.gamma == 0 && config.train.beta == 0)
-    throw InputError(source + ": config keys 'train.gamma' and 'train.beta' are both 0 (no KL term)");
+  if (config.model.type == "recvae") {
+    if (config.recvae.alternating && config.recvae.encoder_passes + config.recvae.decoder_passes == 0)
+      throw InputError(source + ": config keys 'recvae.encoder_passes' and 'recvae.decoder_passes' are both 0");
+    if (config.recvae.gamma == 0 && config.recvae.beta == 0)
+      throw InputError(source + ": config keys 'recvae.gamma' and 'recvae.beta' are both 0 (no KL term)");
+  }
   if (config.output.dir.empty()) throw InputError(source + ": config key 'output.dir' must not be empty");
   return config;
 }

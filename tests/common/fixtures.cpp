@@ -22,8 +22,8 @@ std::string make_synthetic_split(const std::string& dir, std::int64_t users, std
 Config small_config(const std::string& data_path, const std::string& dir) {
   Config c;
   c.data.path = data_path;
-  c.model.hidden_dim = 64;
-  c.model.latent_dim = 16;
+  c.recvae.hidden_dim = 64;
+  c.recvae.latent_dim = 16;
   c.train.batch_size = 100;
   c.train.epochs = 2;
   c.train.threads = 1;
@@ -33,5 +33,10 @@ Config small_config(const std::string& data_path, const std::string& dir) {
   c.dist.device = "cpu";
   return c;
 }
+
+RecVAE& recvae_net(Trainer& trainer) { return dynamic_cast<RecVAEModel&>(trainer.model()).net(); }
+PassSpec encoder_pass(int pass, double dropout) { return {"encoder", {0}, pass, dropout}; }
+PassSpec decoder_pass(int pass) { return {"decoder", {1}, pass, 0.0}; }
+PassSpec joint_pass(int pass, double dropout) { return {"joint", {0, 1}, pass, dropout}; }
 
 }  // namespace recvae::testing

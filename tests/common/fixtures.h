@@ -2,6 +2,9 @@
 // Fixtures shared by the core and multi-rank tests: small split files and configs.
 #include <string>
 
+#include "recvae/models/model.h"
+#include "recvae/models/recvae.h"
+#include "recvae/train/trainer.h"
 #include "recvae/util/config.h"
 
 namespace recvae::testing {
@@ -11,5 +14,14 @@ std::string make_synthetic_split(const std::string& dir, std::int64_t users = 12
                                  std::int64_t heldout = 150, std::uint64_t seed = 7);
 /// A config for fast tests on `data_path`: small network, small batches, output under `dir`.
 Config small_config(const std::string& data_path, const std::string& dir);
+
+/// The RecVAE network of a trainer whose model.type is recvae.
+RecVAE& recvae_net(Trainer& trainer);
+/// RecVAE's encoder pass `pass` (group 0).
+PassSpec encoder_pass(int pass, double dropout = 0.5);
+/// RecVAE's decoder pass `pass` (group 1, no dropout).
+PassSpec decoder_pass(int pass);
+/// A pass stepping both of RecVAE's groups (the joint variant).
+PassSpec joint_pass(int pass, double dropout = 0.5);
 
 }  // namespace recvae::testing

@@ -19,6 +19,10 @@ namespace {
 
 using testing::run_command;
 using testing::scratch_dir;
+using testing::decoder_pass;
+using testing::encoder_pass;
+using testing::joint_pass;
+using testing::recvae_net;
 
 class CheckpointTest : public ::testing::Test {
  protected:
@@ -104,12 +108,12 @@ TEST_F(CheckpointTest, ResumeRefusesAnotherModelShapeOrDataSet) {
   const std::string metrics_before = slurp(c.output.dir + "/metrics.jsonl");
 
   Config wider = c;
-  wider.model.hidden_dim = 96;
+  wider.recvae.hidden_dim = 96;
   try {
     Trainer(wider, *comm).run(true);
     FAIL() << "resumed with another hidden_dim";
   } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("model.hidden_dim=64, this run has 96"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("recvae.hidden_dim=64, this run has 96"), std::string::npos) << e.what();
   }
 
   Config other_data = c;
@@ -144,7 +148,7 @@ TEST_F(CheckpointTest, StoreKeepsTheNewestAndCommitsThroughLatest) {
 
 std::string dist_command(const std::string& config_path, const std::string& extra) {
   return std::string(RECVAE_DIST_BIN) + " " + config_path +
-         " --set model.hidden_dim=64 --set model.latent_dim=16 --set train.threads=1 --set train.batch_size=64"
+         " --set recvae.hidden_dim=64 --set recvae.latent_dim=16 --set train.threads=1 --set train.batch_size=64"
          " --set output.progress_seconds=0 " + extra;
 }
 

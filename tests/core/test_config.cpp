@@ -18,19 +18,19 @@ std::string error_of(const std::string& yaml, const std::vector<std::string>& ov
 
 TEST(Config, DefaultsAreTheSpecs) {
   Config c = parse_config("data: {path: x.h5}", "t.yaml");
-  EXPECT_EQ(c.model.hidden_dim, 600);
-  EXPECT_EQ(c.model.latent_dim, 200);
-  EXPECT_DOUBLE_EQ(c.model.layernorm_eps, 0.1);
-  EXPECT_DOUBLE_EQ(c.model.prior_weights[0], 0.15);
-  EXPECT_DOUBLE_EQ(c.model.prior_weights[1], 0.75);
-  EXPECT_DOUBLE_EQ(c.model.prior_weights[2], 0.1);
-  EXPECT_DOUBLE_EQ(c.model.prior_wide_logvar, 10.0);
+  EXPECT_EQ(c.recvae.hidden_dim, 600);
+  EXPECT_EQ(c.recvae.latent_dim, 200);
+  EXPECT_DOUBLE_EQ(c.recvae.layernorm_eps, 0.1);
+  EXPECT_DOUBLE_EQ(c.recvae.prior_weights[0], 0.15);
+  EXPECT_DOUBLE_EQ(c.recvae.prior_weights[1], 0.75);
+  EXPECT_DOUBLE_EQ(c.recvae.prior_weights[2], 0.1);
+  EXPECT_DOUBLE_EQ(c.recvae.prior_wide_logvar, 10.0);
   EXPECT_EQ(c.train.batch_size, 500);
   EXPECT_DOUBLE_EQ(c.train.lr, 5e-4);
-  EXPECT_DOUBLE_EQ(c.train.gamma, 0.005);
-  EXPECT_EQ(c.train.encoder_passes, 3);
-  EXPECT_EQ(c.train.decoder_passes, 1);
-  EXPECT_TRUE(c.train.alternating);
+  EXPECT_DOUBLE_EQ(c.recvae.gamma, 0.005);
+  EXPECT_EQ(c.recvae.encoder_passes, 3);
+  EXPECT_EQ(c.recvae.decoder_passes, 1);
+  EXPECT_TRUE(c.recvae.alternating);
   EXPECT_DOUBLE_EQ(c.train.dropout, 0.5);
   EXPECT_EQ(c.train.seed, 1337u);
   EXPECT_EQ(c.train.epochs, 50);
@@ -43,12 +43,12 @@ TEST(Config, ErrorsNameTheKey) {
             std::string::npos);
   EXPECT_NE(error_of("data: {path: x}\ntrain: {epochs: 2.5}").find("'train.epochs': expected an integer"),
             std::string::npos);
-  EXPECT_NE(error_of("data: {path: x}\ntrain: {alternating: maybe}").find("'train.alternating'"), std::string::npos);
+  EXPECT_NE(error_of("data: {path: x}\nrecvae: {alternating: maybe}").find("'recvae.alternating'"), std::string::npos);
   EXPECT_NE(error_of("data: {path: x}\ntrain: {lr: -0.1}").find("'train.lr': value -0.1 out of range"),
             std::string::npos);
   EXPECT_NE(error_of("data: {path: x}\ntrain: {batch_size: 0}").find("'train.batch_size'"), std::string::npos);
   EXPECT_NE(error_of("data: {path: x}\ntrain: {dropout: 1}").find("'train.dropout'"), std::string::npos);
-  EXPECT_NE(error_of("data: {path: x}\nmodel: {prior_weights: [0.5, 0.5]}").find("'model.prior_weights'"),
+  EXPECT_NE(error_of("data: {path: x}\nrecvae: {prior_weights: [0.5, 0.5]}").find("'recvae.prior_weights'"),
             std::string::npos);
   EXPECT_NE(error_of("data: {path: x}\ndist: {backend: gloo}").find("'dist.backend': 'gloo' is not one of"),
             std::string::npos);
@@ -58,24 +58,24 @@ TEST(Config, ErrorsNameTheKey) {
 
 TEST(Config, OverridesApplyAndAreValidated) {
   Config c = parse_config("data: {path: x.h5}\ntrain: {epochs: 3}", "t.yaml",
-                          {"train.epochs=7", "model.hidden_dim=32", "output.dir=/tmp/r", "train.alternating=false"});
+                          {"train.epochs=7", "recvae.hidden_dim=32", "output.dir=/tmp/r", "recvae.alternating=false"});
   EXPECT_EQ(c.train.epochs, 7);
-  EXPECT_EQ(c.model.hidden_dim, 32);
+  EXPECT_EQ(c.recvae.hidden_dim, 32);
   EXPECT_EQ(c.output.dir, "/tmp/r");
-  EXPECT_FALSE(c.train.alternating);
+  EXPECT_FALSE(c.recvae.alternating);
   EXPECT_NE(error_of("data: {path: x}", {"train.nope=1"}).find("unknown config key 'train.nope'"), std::string::npos);
   EXPECT_NE(error_of("data: {path: x}", {"trainepochs"}).find("expected section.key=value"), std::string::npos);
   EXPECT_NE(error_of("data: {path: x}", {"train.epochs=abc"}).find("'train.epochs'"), std::string::npos);
 }
 
 TEST(Config, ResolvedYamlRoundTrips) {
-  Config c = parse_config("data: {path: d.h5}\ntrain: {lr: 0.001, seed: 9}\nmodel: {prior_weights: [0.2, 0.7, 0.1]}",
+  Config c = parse_config("data: {path: d.h5}\ntrain: {lr: 0.001, seed: 9}\nrecvae: {prior_weights: [0.2, 0.7, 0.1]}",
                           "t.yaml");
   Config back = parse_config(c.to_yaml(), "resolved.yaml");
   EXPECT_EQ(back.data.path, "d.h5");
   EXPECT_DOUBLE_EQ(back.train.lr, 0.001);
   EXPECT_EQ(back.train.seed, 9u);
-  EXPECT_DOUBLE_EQ(back.model.prior_weights[0], 0.2);
+  EXPECT_DOUBLE_EQ(back.recvae.prior_weights[0], 0.2);
   EXPECT_EQ(back.to_yaml(), c.to_yaml());
 }
 

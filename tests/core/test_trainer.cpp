@@ -14,6 +14,10 @@ namespace {
 using testing::make_synthetic_split;
 using testing::scratch_dir;
 using testing::small_config;
+using testing::decoder_pass;
+using testing::encoder_pass;
+using testing::joint_pass;
+using testing::recvae_net;
 
 std::vector<torch::Tensor> snapshot(const std::vector<torch::Tensor>& ps) {
   std::vector<torch::Tensor> out;
@@ -49,35 +53,48 @@ class TrainerTest : public ::testing::Test {
 std::string* TrainerTest::dir_ = nullptr;
 std::string* TrainerTest::data_ = nullptr;
 
-TEST(Schedule, AlternatingAndJoint) {
-  TrainConfig t;
-  auto s = epoch_schedule(t);
+TEST_F(TrainerTest, RecVAEScheduleAlternatesAndRefreshesOnceAfterTheEncoderPasses) {
+  auto comm = make_mpi_communicator();
+  Config c = small_config(*data_, scratch_dir("schedule"));
+  Trainer t(c, *comm);
+  auto s = t.schedule();
   ASSERT_EQ(s.size(), 4u);
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(s[i].group, StepGroup::kEncoder);
+    EXPECT_EQ(s[i].phase, "encoder");
+    EXPECT_EQ(s[i].groups, std::vector<int>{0});
     EXPECT_DOUBLE_EQ(s[i].dropout, 0.5);  // dropout only in encoder passes
     EXPECT_EQ(s[i].pass, i);
-    EXPECT_EQ(s[i].refresh_prior_after, i == 2);  // once per epoch, right after the encoder passes
   }
-  EXPECT_EQ(s[3].group, StepGroup::kDecoder);
+  EXPECT_EQ(s[3].phase, "decoder");
+  EXPECT_EQ(s[3].groups, std::vector<int>{1});
   EXPECT_DOUBLE_EQ(s[3].dropout, 0.0);
-  EXPECT_FALSE(s[3].refresh_prior_after);
-  t.alternating = false;
-  s = epoch_schedule(t);
+  // encoder_old moves only at the end of the last encoder pass.
+  auto& m = recvae_net(t);
+  for (int i = 0; i < 4; ++i) {
+    auto old = snapshot(m->encoder_old->parameters());
+    t.end_pass(s[i]);
+    EXPECT_EQ(all_equal(old, m->encoder_old->parameters()), i != 2) << "pass " << i;
+  }
+  c.recvae.alternating = false;
+  Trainer joint(c, *comm);
+  s = joint.schedule();
   ASSERT_EQ(s.size(), 1u);
-  EXPECT_EQ(s[0].group, StepGroup::kBoth);
+  EXPECT_EQ(s[0].phase, "joint");
+  EXPECT_EQ(s[0].groups, (std::vector<int>{0, 1}));
   EXPECT_DOUBLE_EQ(s[0].dropout, 0.5);
-  EXPECT_FALSE(s[0].refresh_prior_after);  // the joint variant never refreshes encoder_old
+  auto old = snapshot(recvae_net(joint)->encoder_old->parameters());
+  joint.end_pass(s[0]);  // the joint variant never refreshes encoder_old
+  EXPECT_TRUE(all_equal(old, recvae_net(joint)->encoder_old->parameters()));
 }
 
 TEST_F(TrainerTest, PassesStepOnlyTheirGroupAndEncoderOldOnlyMovesOnRefresh) {
   auto comm = make_mpi_communicator();
   Trainer t(small_config(*data_, scratch_dir("groups")), *comm);
-  auto& m = t.model();
+  auto& m = recvae_net(t);
   auto enc0 = snapshot(m->encoder_parameters()), dec0 = snapshot(m->decoder_parameters());
   auto old0 = snapshot(m->encoder_old->parameters());
 
-  PassStats st = t.train_pass(0, 0, StepGroup::kEncoder, 0.5);
+  PassStats st = t.train_pass(0, encoder_pass(0, 0.5));
   EXPECT_GT(st.steps, 0);
   EXPECT_TRUE(none_equal(enc0, m->encoder_parameters()));
   EXPECT_TRUE(all_equal(dec0, m->decoder_parameters()));
@@ -88,19 +105,19 @@ TEST_F(TrainerTest, PassesStepOnlyTheirGroupAndEncoderOldOnlyMovesOnRefresh) {
     return n;
   }());
 
-  t.refresh_prior();
+  t.end_pass(encoder_pass(2));
   EXPECT_TRUE(all_equal(snapshot(m->encoder_parameters()), m->encoder_old->parameters()));
 
   auto enc1 = snapshot(m->encoder_parameters());
   auto old1 = snapshot(m->encoder_old->parameters());
-  t.train_pass(0, 3, StepGroup::kDecoder, 0.0);
+  t.train_pass(0, decoder_pass(3));
   EXPECT_TRUE(all_equal(enc1, m->encoder_parameters()));
   EXPECT_TRUE(none_equal(dec0, m->decoder_parameters()));
   EXPECT_TRUE(all_equal(old1, m->encoder_old->parameters()));
   for (auto& p : m->encoder_old->parameters()) EXPECT_FALSE(p.requires_grad());
 
   auto enc2 = snapshot(m->encoder_parameters()), dec2 = snapshot(m->decoder_parameters());
-  t.train_pass(1, 0, StepGroup::kBoth, 0.5);
+  t.train_pass(1, joint_pass(0, 0.5));
   EXPECT_TRUE(none_equal(enc2, m->encoder_parameters()));
   EXPECT_TRUE(none_equal(dec2, m->decoder_parameters()));
 }
@@ -109,13 +126,13 @@ TEST_F(TrainerTest, SameSeedSameModelOtherSeedOtherModel) {
   auto comm = make_mpi_communicator();
   Config c = small_config(*data_, scratch_dir("seed"));
   Trainer a(c, *comm), b(c, *comm);
-  a.train_pass(0, 0, StepGroup::kEncoder, 0.5);
-  b.train_pass(0, 0, StepGroup::kEncoder, 0.5);
-  EXPECT_TRUE(all_equal(snapshot(a.model()->parameters()), b.model()->parameters()));
+  a.train_pass(0, encoder_pass(0, 0.5));
+  b.train_pass(0, encoder_pass(0, 0.5));
+  EXPECT_TRUE(all_equal(snapshot(a.model().parameters()), b.model().parameters()));
   c.train.seed = 99;
   Trainer other(c, *comm);
-  other.train_pass(0, 0, StepGroup::kEncoder, 0.5);
-  EXPECT_FALSE(all_equal(snapshot(a.model()->parameters()), other.model()->parameters()));
+  other.train_pass(0, encoder_pass(0, 0.5));
+  EXPECT_FALSE(all_equal(snapshot(a.model().parameters()), other.model().parameters()));
 }
 
 TEST_F(TrainerTest, NonFiniteLossStopsTrainingNamingEpochAndStep) {
@@ -123,10 +140,10 @@ TEST_F(TrainerTest, NonFiniteLossStopsTrainingNamingEpochAndStep) {
   Trainer t(small_config(*data_, scratch_dir("nan")), *comm);
   {
     torch::NoGradGuard g;
-    t.model()->decoder->bias.fill_(std::numeric_limits<float>::quiet_NaN());
+    recvae_net(t)->decoder->bias.fill_(std::numeric_limits<float>::quiet_NaN());
   }
   try {
-    t.train_pass(4, 1, StepGroup::kEncoder, 0.5);
+    t.train_pass(4, encoder_pass(1, 0.5));
     FAIL() << "expected a non-finite loss error";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("non-finite loss"), std::string::npos);
@@ -138,8 +155,8 @@ TEST_F(TrainerTest, ShortRunBeatsPopularityAndWritesTheRunDirectory) {
   auto comm = make_mpi_communicator();
   const std::string dir = scratch_dir("quality");
   Config c = small_config(*data_, dir);
-  c.model.hidden_dim = 128;
-  c.model.latent_dim = 32;
+  c.recvae.hidden_dim = 128;
+  c.recvae.latent_dim = 32;
   c.train.epochs = 6;
   c.train.lr = 2e-3;
   Trainer t(c, *comm);

@@ -13,10 +13,17 @@
 #include "recvae/util/error.h"
 #include "recvae/data/h5_dataset.h"
 #include "recvae/data/sharding.h"
+#include "recvae/models/cdae.h"
+#include "recvae/models/multvae.h"
 #include "recvae/train/trainer.h"
 
 namespace recvae {
 namespace {
+
+using testing::decoder_pass;
+using testing::encoder_pass;
+using testing::joint_pass;
+using testing::recvae_net;
 
 int world_rank() {
   int r;
@@ -70,11 +77,11 @@ Config config_for(const std::string& name, std::int64_t batch) {
 
 // k steps of the alternating schedule, on both trainers.
 void train_some(Trainer& t) {
-  t.train_pass(0, 0, StepGroup::kEncoder, 0.5);
-  t.train_pass(0, 1, StepGroup::kEncoder, 0.5);
-  t.refresh_prior();
-  t.train_pass(0, 2, StepGroup::kDecoder, 0.0);
-  t.train_pass(1, 0, StepGroup::kBoth, 0.5);
+  t.train_pass(0, encoder_pass(0, 0.5));
+  t.train_pass(0, encoder_pass(1, 0.5));
+  t.end_pass(encoder_pass(2));
+  t.train_pass(0, decoder_pass(2));
+  t.train_pass(1, joint_pass(0, 0.5));
 }
 
 TEST(Distributed, ParametersEqualSingleProcessAfterSteps) {
@@ -82,13 +89,13 @@ TEST(Distributed, ParametersEqualSingleProcessAfterSteps) {
   auto world = make_mpi_communicator();
   auto self = make_mpi_self_communicator();
   Trainer dist(c, *world), single(c, *self);
-  EXPECT_EQ(max_relative_difference(dist.model()->parameters(), single.model()->parameters()), 0.0);
+  EXPECT_EQ(max_relative_difference(dist.model().parameters(), single.model().parameters()), 0.0);
   train_some(dist);
   train_some(single);
-  const double rel = max_relative_difference(dist.model()->parameters(), single.model()->parameters());
+  const double rel = max_relative_difference(dist.model().parameters(), single.model().parameters());
   EXPECT_LE(rel, 1e-5) << "world size " << world_size();
-  EXPECT_GT(max_relative_difference(dist.model()->parameters(),
-                                    Trainer(c, *self).model()->parameters()), 1e-3);  // it did train
+  EXPECT_GT(max_relative_difference(dist.model().parameters(),
+                                    Trainer(c, *self).model().parameters()), 1e-3);  // it did train
 }
 
 TEST(Distributed, RanksOwningNoUsersOfABatchStayInStep) {
@@ -100,7 +107,7 @@ TEST(Distributed, RanksOwningNoUsersOfABatchStayInStep) {
   Trainer dist(c, *world), single(c, *self);
   train_some(dist);
   train_some(single);
-  EXPECT_LE(max_relative_difference(dist.model()->parameters(), single.model()->parameters()), 1e-5);
+  EXPECT_LE(max_relative_difference(dist.model().parameters(), single.model().parameters()), 1e-5);
   EXPECT_NO_THROW(dist.check_replicas_in_sync());
 }
 
@@ -145,7 +152,7 @@ TEST(Distributed, SnapshotCheckCatchesAPerturbedRank) {
   EXPECT_NO_THROW(dist.check_replicas_in_sync());
   if (world_rank() == 1) {
     torch::NoGradGuard g;
-    dist.model()->encoder_old->parameters()[3].add_(1e-3);
+    recvae_net(dist)->encoder_old->parameters()[3].add_(1e-3);
   }
   // Every rank reaches the same verdict, so all of them throw (none waits for the others).
   EXPECT_THROW(dist.check_replicas_in_sync(), std::runtime_error);
@@ -213,6 +220,106 @@ TEST(Distributed, RanksWithDifferentConfigsRefuseToStart) {
   } catch (const InputError& e) {
     EXPECT_NE(std::string(e.what()).find("different configs or data files"), std::string::npos);
   }
+}
+
+// ------------------------------------------------------------------------------------------
+// The rest of the family (models/model.h): the same world-size invariance for every model type.
+
+Config model_config(const std::string& type, const std::string& name, std::int64_t batch) {
+  Config c = config_for(name + "_" + type, batch);
+  c.model.type = type;
+  c.multvae.hidden_dim = 32;
+  c.multvae.latent_dim = 8;
+  c.multvae.anneal_steps = 20;  // beta rises during the steps below (0, 0.05, 0.1, ...)
+  c.multdae.latent_dim = 16;
+  c.cdae.hidden_dim = 16;
+  c.autorec.hidden_dim = 24;
+  return c;
+}
+
+// Two epochs of the model's own schedule (4 steps per pass).
+void train_schedule(Trainer& t) {
+  for (int epoch = 0; epoch < 2; ++epoch)
+    for (const auto& spec : t.schedule()) {
+      t.train_pass(epoch, spec);
+      t.end_pass(spec);
+    }
+}
+
+// This rank's rows of CDAE's per-user table, and the single process's rows of the same users.
+std::pair<torch::Tensor, torch::Tensor> cdae_rows(Trainer& dist, Trainer& single) {
+  SplitFile file(data_file());
+  RowRange r = shard_of(file, split::kTrain, world_rank(), world_size());
+  auto& d = dynamic_cast<CDAEModel&>(dist.model()).user_vectors();
+  auto& s = dynamic_cast<CDAEModel&>(single.model()).user_vectors();
+  return {d.detach(), s.detach().narrow(0, r.lo, r.size())};
+}
+
+class DistributedModels : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DistributedModels, ParametersEqualSingleProcessAfterSteps) {
+  Config c = model_config(GetParam(), "family_steps", 37);
+  auto world = make_mpi_communicator();
+  auto self = make_mpi_self_communicator();
+  Trainer dist(c, *world), single(c, *self);
+  EXPECT_EQ(max_relative_difference(dist.model().parameters(), single.model().parameters()), 0.0);
+  train_schedule(dist);
+  train_schedule(single);
+  EXPECT_EQ(dist.global_step(), single.global_step());
+  EXPECT_EQ(dist.global_step(), 8);
+  EXPECT_LE(max_relative_difference(dist.model().parameters(), single.model().parameters()), 1e-5)
+      << GetParam() << " at world size " << world_size();
+  EXPECT_GT(max_relative_difference(dist.model().parameters(), Trainer(c, *self).model().parameters()), 1e-3);
+  if (GetParam() == "cdae") {
+    auto [d, s] = cdae_rows(dist, single);
+    EXPECT_LE(max_relative_difference({d}, {s}), 1e-5);
+    EXPECT_GT(s.abs().sum().item<double>(), 0.0);  // the user vectors did move
+  }
+  if (GetParam() == "multvae") {
+    auto& m = dynamic_cast<MultVAEModel&>(dist.model());
+    EXPECT_DOUBLE_EQ(m.beta_at(2), 0.1);                    // min(0.2, 2 / 20)
+    EXPECT_DOUBLE_EQ(m.beta_at(dist.global_step()), 0.2);  // min(0.2, 8 / 20)
+  }
+  EXPECT_NO_THROW(dist.check_replicas_in_sync());
+}
+
+INSTANTIATE_TEST_SUITE_P(Family, DistributedModels, ::testing::Values("multvae", "multdae", "cdae", "autorec"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// CDAE's per-user vectors are gathered into the checkpoint and re-sharded on resume: N ranks
+// train an epoch, one rank finishes the run, and both the metrics and every user's vector equal
+// an uninterrupted single-process run.
+TEST(DistributedModelsResume, CDAEUserVectorsSurviveAResumeAtAnotherWorldSize) {
+  Config c = model_config("cdae", "cdae_resume", 64);
+  c.train.max_steps_per_pass = 0;
+  c.train.epochs = 2;
+  c.eval.popularity_baseline = false;
+  auto world = make_mpi_communicator();
+  auto self = make_mpi_self_communicator();
+
+  Config single = c;
+  single.output.dir += "/uninterrupted_" + std::to_string(world_rank());
+  Trainer reference_trainer(single, *self);
+  RunResult reference = reference_trainer.run();
+
+  Config first = c;
+  first.train.epochs = 1;
+  Trainer(first, *world).run();
+  const std::string copy = c.output.dir + "/copy_" + std::to_string(world_rank());
+  std::filesystem::create_directories(copy);
+  std::filesystem::copy(c.output.dir + "/checkpoints", copy + "/checkpoints",
+                        std::filesystem::copy_options::recursive);
+  MPI_Barrier(MPI_COMM_WORLD);
+
+  Config to_one = c;
+  to_one.output.dir = copy;
+  Trainer one_trainer(to_one, *self);
+  RunResult one = one_trainer.run(true);
+  EXPECT_EQ(one.best_epoch, reference.best_epoch);
+  EXPECT_NEAR(one.test.mean_ndcg100(), reference.test.mean_ndcg100(), 1e-4);
+  auto& got = dynamic_cast<CDAEModel&>(one_trainer.model()).user_vectors();
+  auto& want = dynamic_cast<CDAEModel&>(reference_trainer.model()).user_vectors();
+  EXPECT_LE(max_relative_difference({got.detach()}, {want.detach()}), 1e-4);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@ namespace recvae {
 /// Tensors describing the rows of one batch (all on the batch's device).
 struct SparseBatch {
   std::int64_t rows = 0;      ///< users in the batch
+  torch::Tensor users;        ///< int64 [rows]: global row id of each user in its split
   torch::Tensor cols;         ///< int64 [nnz]: item of each non-zero
   torch::Tensor offsets;      ///< int64 [rows]: start of each row in cols (embedding_bag layout)
   torch::Tensor nnz_row;      ///< int64 [nnz]: row of each non-zero

@@ -26,6 +26,8 @@ struct GradGroup {
 /// Sums the group's gradient buffer across ranks (staged through the host when an MPI
 /// communicator meets CUDA tensors).
 void allreduce_group(GradGroup& group, Communicator& comm);
+/// In-place sum of a contiguous float tensor across ranks (same staging rule).
+void allreduce_tensor(torch::Tensor t, Communicator& comm);
 /// Overwrites `t` with rank 0's values.
 void broadcast_tensor(torch::Tensor t, Communicator& comm);
 

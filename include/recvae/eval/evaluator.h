@@ -8,7 +8,7 @@
 #include "recvae/data/csr.h"
 #include "recvae/batch/device_batch.h"
 #include "recvae/eval/metrics.h"
-#include "recvae/models/recvae.h"
+#include "recvae/models/model.h"
 
 namespace recvae {
 
@@ -28,7 +28,7 @@ struct HeldOutShard {
 MetricSums score_rows_tensor(torch::Tensor scores, const SparseBatch& fold_in, const SparseBatch& holdout);
 
 /// Local metric sums of the model on a shard, scoring `batch_size` users at a time.
-MetricSums evaluate_model_local(RecVAE& model, const HeldOutShard& shard, std::int64_t batch_size,
+MetricSums evaluate_model_local(Model& model, const HeldOutShard& shard, std::int64_t batch_size,
                                 const torch::Device& device, int threads);
 /// Local metric sums of one shared score row (e.g. item popularity) on a shard.
 MetricSums evaluate_scores_local(const std::vector<float>& item_scores, const HeldOutShard& shard, int threads);

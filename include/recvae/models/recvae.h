@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "recvae/batch/sparse_batch.h"
+#include "recvae/models/model.h"
 
 namespace recvae {
 
@@ -57,13 +58,6 @@ struct KlWeight {
   double beta = 0.0;     ///< constant weight (gamma == 0)
 };
 
-/// Loss of one (local part of a) batch.
-struct LossTerms {
-  torch::Tensor loss;     ///< scalar to backpropagate: -(1/global_batch) * sum_u (mll_u - w_u kl_u)
-  torch::Tensor mll_sum;  ///< sum over the batch's users of mll_u (detached)
-  torch::Tensor kl_sum;   ///< sum over the batch's users of kl_u (detached)
-};
-
 /// RecVAE: encoder, encoder_old (frozen, in the composite prior) and decoder.
 class RecVAEImpl : public torch::nn::Module {
  public:
@@ -93,5 +87,33 @@ class RecVAEImpl : public torch::nn::Module {
   double prior_wide_logvar_;
 };
 TORCH_MODULE(RecVAE);
+
+struct RecVAEConfig;
+
+/// RecVAE behind the Model interface: groups encoder and decoder, the alternating schedule
+/// (or one joint pass), encoder_old refreshed after the last encoder pass.
+class RecVAEModel final : public Model {
+ public:
+  /// Builds the network for `ctx.items` items on `ctx.device`.
+  RecVAEModel(const RecVAEConfig& config, double dropout, const ModelContext& ctx);
+  std::string type() const override { return "recvae"; }
+  torch::nn::Module& module() override { return *net_; }
+  std::vector<ParameterGroup> parameter_groups() override;
+  std::vector<PassSpec> epoch_schedule() const override;
+  std::int64_t noise_dim() const override { return net_->shape().latent; }
+  LossTerms loss(const SparseBatch& batch, const StepContext& ctx) override;
+  torch::Tensor scores(const SparseBatch& fold_in) override { return net_->scores(fold_in); }
+  bool after_pass(const PassSpec& pass) override;
+  std::vector<std::pair<std::string, std::int64_t>> shape() const override;
+  /// The network (tests inspect and perturb it).
+  RecVAE& net() { return net_; }
+
+ private:
+  RecVAE net_{nullptr};
+  KlWeight kl_;
+  int encoder_passes_, decoder_passes_;
+  bool alternating_;
+  double dropout_;
+};
 
 }  // namespace recvae

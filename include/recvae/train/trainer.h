@@ -1,6 +1,7 @@
 #pragma once
-// The training run: data shards, model, optimiser groups, passes, gradient sync, the
-// encoder_old snapshot, evaluation and the run directory. Talks to the Communicator only.
+// The training run: data shards, the model's parameter groups and optimisers, passes, gradient
+// sync, evaluation, checkpoints and the run directory. Talks to a Communicator and a Model only
+// (models/model.h); it names no particular model.
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -11,24 +12,9 @@
 #include "recvae/dist/comm.h"
 #include "recvae/util/config.h"
 #include "recvae/eval/metrics.h"
-#include "recvae/models/recvae.h"
+#include "recvae/models/model.h"
 
 namespace recvae {
-
-/// Which optimiser groups a pass steps.
-enum class StepGroup { kEncoder, kDecoder, kBoth };
-
-/// One pass of an epoch's schedule.
-struct PassSpec {
-  StepGroup group;           ///< optimiser group(s) stepped
-  int pass;                  ///< index within the epoch (part of the RNG stream key)
-  double dropout;            ///< input dropout rate of the pass
-  bool refresh_prior_after;  ///< encoder_old <- encoder once this pass ends
-};
-
-/// The passes of one epoch: alternating = encoder passes with dropout, refresh, decoder passes
-/// without dropout; otherwise one joint pass with dropout and no refresh (spec: Training).
-std::vector<PassSpec> epoch_schedule(const TrainConfig& train);
 
 /// Statistics of one pass, summed over all ranks.
 struct PassStats {
@@ -46,7 +32,7 @@ struct PassStats {
 /// Where a run continues: step `step` of pass `schedule_index` of epoch `epoch` (0-based).
 struct TrainingPosition {
   int epoch = 0;           ///< epoch
-  int schedule_index = 0;  ///< index into epoch_schedule(); == its size: only evaluation is left
+  int schedule_index = 0;  ///< index into the model's epoch_schedule(); == its size: only evaluation is left
   std::int64_t step = 0;   ///< first step of that pass still to run
 };
 
@@ -59,7 +45,7 @@ struct RunResult {
   bool stopped_on_signal = false;  ///< a stop request ended the run early after a checkpoint
 };
 
-/// One rank's part of a data-parallel RecVAE run.
+/// One rank's part of a data-parallel run of any model.
 class Trainer {
  public:
   /// Loads this rank's shards, builds the model (identical on every rank) and the optimisers.
@@ -70,24 +56,30 @@ class Trainer {
   /// directory and checkpoints (rank 0) and returns the result. A stop request ends it early
   /// with a checkpoint (result.stopped_on_signal).
   RunResult run(bool resume = false);
-  /// One pass over the training users stepping `group` (pass index within the epoch for RNG),
+  /// One pass over the training users as `spec` says (groups stepped, dropout, RNG pass index),
   /// from step `first_step`; max_steps > 0 stops it early (benchmarks), otherwise
-  /// train.max_steps_per_pass applies. Stops after the current step on a stop request.
-  PassStats train_pass(int epoch, int pass, StepGroup group, double dropout, std::int64_t max_steps = 0,
-                       std::int64_t first_step = 0);
-  /// encoder_old <- encoder on every rank, then Note [Snapshot check].
-  void refresh_prior();
-  /// Throws std::runtime_error unless every rank holds bit-identical encoder, encoder_old and
-  /// decoder parameters (a collective: all ranks must call it).
+  /// train.max_steps_per_pass applies. Stops after the current step on a stop request. Does
+  /// not run the model's end-of-pass hook (end_pass does).
+  PassStats train_pass(int epoch, const PassSpec& spec, std::int64_t max_steps = 0, std::int64_t first_step = 0);
+  /// The model's end-of-pass hook on every rank, then Note [Snapshot check] if it asks for one.
+  void end_pass(const PassSpec& spec);
+  /// The model's epoch schedule.
+  std::vector<PassSpec> schedule();
+  /// Throws std::runtime_error unless every rank holds bit-identical replicated parameters
+  /// (a collective: all ranks must call it).
   void check_replicas_in_sync();
   /// Validation (or test) metrics of the current model, summed over all ranks.
   MetricSums evaluate(bool test_split);
   /// Popularity baseline metrics, summed over all ranks.
   MetricSums evaluate_popularity(bool test_split);
   /// The model (tests inspect and perturb it).
-  RecVAE& model();
+  Model& model();
+  /// Optimiser steps taken so far in the run (the same on every rank).
+  std::int64_t global_step() const;
   /// The device the model lives on.
   torch::Device device() const;
+  /// Number of items of the data set.
+  std::int64_t num_items() const;
   /// Number of training users in the whole data set.
   std::int64_t num_train_users() const;
 

@@ -13,26 +13,60 @@ struct DataConfig {
   std::string path;  ///< split file written by recvae_prep / recvae_synth (relative to the CWD)
 };
 
-/// `model:` RecVAE architecture (spec defaults).
+/// `model:` which model the run trains.
 struct ModelConfig {
-  std::int64_t hidden_dim = 600;                       ///< encoder width H
-  std::int64_t latent_dim = 200;                       ///< latent width D
-  double layernorm_eps = 0.1;                          ///< LayerNorm eps (reference code: 0.1)
-  std::array<double, 3> prior_weights{0.15, 0.75, 0.1};  ///< N(0,1), encoder_old posterior, wide N
-  double prior_wide_logvar = 10.0;                     ///< log-variance of the wide component
+  std::string type = "recvae";  ///< recvae | multvae | multdae | cdae | autorec (models/model.h)
 };
 
-/// `train:` optimisation schedule.
-struct TrainConfig {
-  int epochs = 50;                 ///< RecVAE epochs
-  std::int64_t batch_size = 500;   ///< global batch size (users), whatever the number of ranks
-  double lr = 5e-4;                ///< Adam learning rate, both optimisers
+/// `recvae:` RecVAE's architecture and schedule (spec defaults).
+struct RecVAEConfig {
+  std::int64_t hidden_dim = 600;                         ///< encoder width H
+  std::int64_t latent_dim = 200;                         ///< latent width D
+  double layernorm_eps = 0.1;                            ///< LayerNorm eps (reference code: 0.1)
+  std::array<double, 3> prior_weights{0.15, 0.75, 0.1};  ///< N(0,1), encoder_old posterior, wide N
+  double prior_wide_logvar = 10.0;                       ///< log-variance of the wide component
   double gamma = 0.005;            ///< per-user KL weight gamma*|x_u|; 0 selects the constant beta
   double beta = 0.2;               ///< constant KL weight, used only when gamma == 0
   int encoder_passes = 3;          ///< encoder passes per epoch (alternating mode)
   int decoder_passes = 1;          ///< decoder passes per epoch (alternating mode)
   bool alternating = true;         ///< false: one pass per epoch stepping both optimisers
-  double dropout = 0.5;            ///< input dropout in encoder passes
+};
+
+/// `multvae:` Mult-VAE (Liang et al. 2018), the notebook's defaults.
+struct MultVAEConfig {
+  std::int64_t hidden_dim = 600;     ///< encoder and decoder hidden width
+  std::int64_t latent_dim = 200;     ///< latent width
+  double beta_cap = 0.2;             ///< KL weight ceiling (anneal_cap)
+  std::int64_t anneal_steps = 200000;  ///< global optimiser steps to reach beta 1 (total_anneal_steps); 0: beta_cap throughout
+  double l2 = 0.0;                   ///< weight penalty l2 * sum |W|^2 per step (the notebook's lam, 0 for the VAE)
+};
+
+/// `multdae:` Mult-DAE (Liang et al. 2018).
+struct MultDAEConfig {
+  std::int64_t latent_dim = 200;  ///< hidden width
+  double l2 = 0.01 / 500;         ///< weight penalty l2 * sum |W|^2 per step (the notebook's lam = 0.01 / batch)
+};
+
+/// `cdae:` CDAE (Wu et al. 2016).
+struct CDAEConfig {
+  std::int64_t hidden_dim = 200;  ///< hidden width K
+  double l2 = 1e-5;               ///< weight penalty l2/2 * |W|^2 per step and l2/2 * |V_u|^2 per user
+  int foldin_steps = 20;          ///< held-out users: Adam steps fitting V_u on the fold-in, network frozen
+  double foldin_lr = 0.05;        ///< learning rate of those steps
+};
+
+/// `autorec:` user-based AutoRec (Sedhain et al. 2015) for implicit feedback.
+struct AutoRecConfig {
+  std::int64_t hidden_dim = 500;  ///< hidden width
+  double l2 = 1.0;                ///< lambda: the objective's lambda/2 (|W|^2 + |V|^2), spread over the users' batches
+};
+
+/// `train:` optimisation schedule shared by every model.
+struct TrainConfig {
+  int epochs = 50;                 ///< RecVAE epochs
+  std::int64_t batch_size = 500;   ///< global batch size (users), whatever the number of ranks
+  double lr = -1;                  ///< Adam learning rate; unset (-1): the model's default (apply_model_defaults)
+  double dropout = -1;             ///< input dropout of training (RecVAE: encoder) passes; unset (-1): the model's default
   std::uint64_t seed = 1337;       ///< seed of initialisation, permutations and noise
   int threads = 0;                 ///< intra-op threads per rank; 0 = libtorch default
   std::int64_t max_steps_per_pass = 0;  ///< >0 truncates every pass (benchmarks, smoke tests)
@@ -69,6 +103,11 @@ struct DistConfig {
 struct Config {
   DataConfig data;
   ModelConfig model;
+  RecVAEConfig recvae;
+  MultVAEConfig multvae;
+  MultDAEConfig multdae;
+  CDAEConfig cdae;
+  AutoRecConfig autorec;
   TrainConfig train;
   EvalConfig eval;
   OutputConfig output;
@@ -77,6 +116,13 @@ struct Config {
   /// The resolved configuration as YAML (every key, written to the run directory).
   std::string to_yaml() const;
 };
+
+/// The model types `model.type` accepts, in the order of the docs.
+const std::vector<std::string>& model_types();
+
+/// Fills the shared keys left unset (train.lr, train.dropout: -1) with model.type's defaults.
+/// parse_config does it; code that builds a Config by hand gets it from the Trainer.
+void apply_model_defaults(Config& config);
 
 /// Parses YAML text (source names it in messages) and applies `section.key=value` overrides.
 /// Throws InputError naming the key on unknown keys, wrong types and out-of-range values.

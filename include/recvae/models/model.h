@@ -1,0 +1,92 @@
+#pragma once
+// The interface between the trainer and a model. The whole family (RecVAE, Mult-VAE, Mult-DAE,
+// CDAE, AutoRec) is learnt from this header: what a model owns, how an epoch is scheduled, what
+// a step asks of it (Note [Model interface] in model.cpp).
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "recvae/batch/sparse_batch.h"
+
+namespace recvae {
+
+struct Config;
+
+/// Loss of the local part of one global batch.
+struct LossTerms {
+  torch::Tensor loss;     ///< scalar to backpropagate, already divided by the global batch size
+  torch::Tensor mll_sum;  ///< sum over the local users of the reconstruction term (detached)
+  torch::Tensor kl_sum;   ///< sum over the local users of the KL / per-user regulariser (detached)
+};
+
+/// Parameters with one flat gradient buffer and one Adam optimiser.
+struct ParameterGroup {
+  std::string name;                   ///< "encoder", "decoder", "network", "users"
+  std::vector<torch::Tensor> params;  ///< the tensors
+  /// true: a replica on every rank, gradients all-reduced. false: per-user rows owned by this
+  /// rank (first dimension = the rank's training users), never all-reduced (Note [Per-user parameters]).
+  bool replicated = true;
+};
+
+/// One pass of an epoch's schedule.
+struct PassSpec {
+  std::string phase;        ///< name in logs and metrics.jsonl: "encoder", "decoder", "joint"
+  std::vector<int> groups;  ///< indices into parameter_groups() stepped by this pass
+  int pass = 0;             ///< index within the epoch (part of the random stream key)
+  double dropout = 0;       ///< input dropout rate of the pass
+};
+
+/// What a step knows beyond its batch (the same on every rank).
+struct StepContext {
+  double global_batch = 0;        ///< users in the whole global batch (the loss normaliser)
+  std::int64_t global_step = 0;   ///< optimiser steps taken before this one in the whole run
+};
+
+/// Where the model lives and what it is trained on.
+struct ModelContext {
+  std::int64_t items = 0;             ///< I: input and output width
+  std::int64_t train_users = 0;       ///< training users in the whole data set
+  std::int64_t local_users_lo = 0;    ///< this rank's training users: global rows [lo, hi)
+  std::int64_t local_users_hi = 0;    ///< (per-user parameters are sized by them)
+  torch::Device device{torch::kCPU};  ///< compute device
+};
+
+/// A model the trainer can train data-parallel. Implementations: models/<type>.h.
+class Model {
+ public:
+  virtual ~Model() = default;
+  /// The `model.type` string.
+  virtual std::string type() const = 0;
+  /// Every replicated parameter and buffer: saved, broadcast from rank 0, compared across ranks.
+  virtual torch::nn::Module& module() = 0;
+  /// The optimiser groups, in a fixed order (PassSpec::groups indexes it).
+  virtual std::vector<ParameterGroup> parameter_groups() = 0;
+  /// The passes of one epoch.
+  virtual std::vector<PassSpec> epoch_schedule() const = 0;
+  /// Width of the per-user Gaussian noise rows a training batch needs (0: none).
+  virtual std::int64_t noise_dim() const { return 0; }
+  /// Training loss of the local part of a batch (Note [World-size invariance]).
+  virtual LossTerms loss(const SparseBatch& batch, const StepContext& ctx) = 0;
+  /// Penalty on the replicated parameters, added once per step after the all-reduce (Note
+  /// [Regularisers after the all-reduce]); undefined when the model has none.
+  virtual torch::Tensor regularizer(const StepContext& ctx) { return {}; }
+  /// Ranking scores [rows, items] of held-out users from their fold-in rows (no dropout).
+  virtual torch::Tensor scores(const SparseBatch& fold_in) = 0;
+  /// Runs on every rank when `pass` ends; true asks the trainer to compare the replicas
+  /// (RecVAE refreshes encoder_old here).
+  virtual bool after_pass(const PassSpec& pass) { return false; }
+  /// Numbers that fix the parameter shapes; a checkpoint with other values is refused.
+  virtual std::vector<std::pair<std::string, std::int64_t>> shape() const = 0;
+
+  /// module().parameters(): the replicated parameters.
+  std::vector<torch::Tensor> parameters() { return module().parameters(); }
+};
+
+/// The model named by config.model.type, initialised from the current torch seed.
+std::unique_ptr<Model> make_model(const Config& config, const ModelContext& ctx);
+
+}  // namespace recvae

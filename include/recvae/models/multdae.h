@@ -1,0 +1,46 @@
+#pragma once
+// Mult-DAE (Liang et al., WWW 2018; dawenl/vae_cf): I -> 200 -> I with tanh, L2-normalised input
+// with dropout, multinomial likelihood, L2 penalty on the weights.
+#include <torch/torch.h>
+
+#include "recvae/models/model.h"
+
+namespace recvae {
+
+struct MultDAEConfig;
+
+/// The network: item-major first layer (sparse input), linear output.
+class MultDAENetImpl : public torch::nn::Module {
+ public:
+  /// Xavier-uniform weights, truncated-normal(0.001) biases, as the notebook.
+  MultDAENetImpl(std::int64_t items, std::int64_t latent);
+  /// Logits [rows, items] for input values `weights` at the batch's non-zeros.
+  torch::Tensor forward(const SparseBatch& batch, const torch::Tensor& weights);
+
+  torch::Tensor q_w;  ///< [items, latent], item-major
+  torch::Tensor q_b;  ///< [latent]
+  torch::nn::Linear p{nullptr};
+};
+TORCH_MODULE(MultDAENet);
+
+/// Mult-DAE behind the Model interface: one joint pass per epoch.
+class MultDAEModel final : public Model {
+ public:
+  MultDAEModel(const MultDAEConfig& config, double dropout, const ModelContext& ctx);
+  std::string type() const override { return "multdae"; }
+  torch::nn::Module& module() override { return *net_; }
+  std::vector<ParameterGroup> parameter_groups() override { return {{"network", net_->parameters(), true}}; }
+  std::vector<PassSpec> epoch_schedule() const override { return {{"joint", {0}, 0, dropout_}}; }
+  LossTerms loss(const SparseBatch& batch, const StepContext& ctx) override;
+  torch::Tensor regularizer(const StepContext& ctx) override;
+  torch::Tensor scores(const SparseBatch& fold_in) override;
+  std::vector<std::pair<std::string, std::int64_t>> shape() const override;
+  /// The network (tests).
+  MultDAENet& net() { return net_; }
+
+ private:
+  MultDAENet net_{nullptr};
+  double l2_, dropout_;
+};
+
+}  // namespace recvae

@@ -1,0 +1,25 @@
+#pragma once
+// Adam for per-user parameter rows (Note [Per-user parameters] in models/cdae.cpp), with its
+// state in plain tensors so that checkpoints can gather it across ranks and re-shard it.
+#include <torch/torch.h>
+
+#include <cstdint>
+
+namespace recvae {
+
+/// torch::optim::Adam's update (default betas and eps, no weight decay) on one tensor of rows.
+class RowAdam {
+ public:
+  /// Optimises `param` (its .grad is read at each step) with learning rate `lr`.
+  RowAdam(torch::Tensor param, double lr);
+  /// One update from param.grad().
+  void step();
+
+  torch::Tensor param;       ///< the rows
+  torch::Tensor exp_avg;     ///< first moments, param's shape
+  torch::Tensor exp_avg_sq;  ///< second moments, param's shape
+  std::int64_t steps = 0;    ///< updates so far
+  double lr;                 ///< learning rate
+};
+
+}  // namespace recvae

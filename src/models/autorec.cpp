@@ -1,0 +1,54 @@
+#include "recvae/models/autorec.h"
+
+#include "recvae/models/sparse_ops.h"
+#include "recvae/util/config.h"
+
+namespace recvae {
+
+AutoRecNetImpl::AutoRecNetImpl(std::int64_t items, std::int64_t hidden) {
+  v = register_parameter("v", torch::empty({items, hidden}));
+  mu = register_parameter("mu", torch::empty({hidden}));
+  out = register_module("out", torch::nn::Linear(hidden, items));
+  init_torch_default(v, items);
+  init_torch_default(mu, items);
+}
+
+torch::Tensor AutoRecNetImpl::forward(const SparseBatch& batch, const torch::Tensor& weights) {
+  return out(torch::sigmoid(sparse_linear(v, mu, batch, weights)));
+}
+
+AutoRecModel::AutoRecModel(const AutoRecConfig& c, double dropout, const ModelContext& ctx)
+    : l2_(c.l2), dropout_(dropout), train_users_(ctx.train_users) {
+  net_ = AutoRecNet(ctx.items, c.hidden_dim);
+  net_->to(ctx.device);
+}
+
+LossTerms AutoRecModel::loss(const SparseBatch& b, const StepContext& ctx) {
+  // Raw values in (AutoRec does not normalise); with dropout, the batch's mask and scale.
+  auto in = dropout_ > 0 ? b.values * torch::where(b.clean_input != 0, b.input / b.clean_input, torch::zeros_like(b.input))
+                         : b.values;
+  auto err = squared_error(net_->forward(b, in), b);
+  LossTerms out;
+  out.loss = err.sum() / ctx.global_batch;
+  out.mll_sum = -err.detach().sum();  // "mll" of a Gaussian likelihood up to constants
+  out.kl_sum = torch::zeros({}, err.options());
+  return out;
+}
+
+torch::Tensor AutoRecModel::regularizer(const StepContext&) {
+  // The paper's objective sum_u |x_u - out_u|^2 + lambda/2 (|W|^2 + |V|^2), divided by the
+  // number of users so that a step's loss (a mean over its users) is an unbiased estimate of it.
+  if (l2_ <= 0) return {};
+  return 0.5 * l2_ / static_cast<double>(train_users_) * (net_->v.pow(2).sum() + net_->out->weight.pow(2).sum());
+}
+
+torch::Tensor AutoRecModel::scores(const SparseBatch& fold_in) {
+  torch::NoGradGuard guard;
+  return net_->forward(fold_in, fold_in.values);
+}
+
+std::vector<std::pair<std::string, std::int64_t>> AutoRecModel::shape() const {
+  return {{"items", net_->v.size(0)}, {"autorec.hidden_dim", net_->v.size(1)}};
+}
+
+}  // namespace recvae

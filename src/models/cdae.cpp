@@ -1,0 +1,96 @@
+#include "recvae/models/cdae.h"
+
+#include "recvae/models/sparse_ops.h"
+#include "recvae/util/config.h"
+
+namespace recvae {
+
+// Note [Per-user parameters]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~
+// CDAE gives every training user a vector V_u. Users are sharded by rows, so V_u lives only on
+// the rank that owns user u: the "users" group is never all-reduced or broadcast, and only the
+// rows of the local users in a batch receive gradient. Every V_u starts at zero, so the start
+// does not depend on the sharding; Adam is element-wise, so each row's trajectory depends only
+// on that row's gradients and the global step count: the model is the same at every world size.
+// Checkpoints gather the rows (and their Adam moments) of all ranks into one table, and a resume
+// at another world size cuts its own rows out of it (train/trainer.cpp).
+//
+// Held-out users have no V_u. Strong generalisation folds them in: V_u = 0, then
+// `cdae.foldin_steps` Adam steps (rate `cdae.foldin_lr`) on the user's fold-in row with the
+// network frozen, and the scores come from the fitted V_u.
+
+CDAENetImpl::CDAENetImpl(std::int64_t items, std::int64_t hidden) {
+  w = register_parameter("w", torch::empty({items, hidden}));
+  b = register_parameter("b", torch::empty({hidden}));
+  out = register_module("out", torch::nn::Linear(hidden, items));
+  init_torch_default(w, items);
+  init_torch_default(b, items);
+}
+
+torch::Tensor CDAENetImpl::forward(const SparseBatch& batch, const torch::Tensor& weights, const torch::Tensor& v) {
+  return out(torch::sigmoid(sparse_linear(w, b, batch, weights) + v));
+}
+
+namespace {
+
+// The corrupted input x~: the raw values with the batch's dropout mask and 1/(1-q) scaling
+// (batch assembly applied them to the normalised values; their ratio is the mask times the scale).
+torch::Tensor corrupted_values(const SparseBatch& b) {
+  auto ratio = torch::where(b.clean_input != 0, b.input / b.clean_input, torch::zeros_like(b.input));
+  return b.values * ratio;
+}
+
+}  // namespace
+
+CDAEModel::CDAEModel(const CDAEConfig& c, double dropout, const ModelContext& ctx)
+    : users_lo_(ctx.local_users_lo),
+      l2_(c.l2),
+      dropout_(dropout),
+      foldin_lr_(c.foldin_lr),
+      foldin_steps_(c.foldin_steps) {
+  net_ = CDAENet(ctx.items, c.hidden_dim);
+  net_->to(ctx.device);
+  users_ = torch::zeros({ctx.local_users_hi - ctx.local_users_lo, c.hidden_dim},
+                        torch::TensorOptions().dtype(torch::kFloat32).device(ctx.device))
+               .requires_grad_(true);
+}
+
+std::vector<ParameterGroup> CDAEModel::parameter_groups() {
+  return {{"network", net_->parameters(), true}, {"users", {users_}, false}};
+}
+
+LossTerms CDAEModel::loss(const SparseBatch& b, const StepContext& ctx) {
+  auto v = users_.index_select(0, b.users - users_lo_);
+  auto ll = logistic_log_likelihood(net_->forward(b, corrupted_values(b), v), b);
+  auto penalty = 0.5 * l2_ * v.pow(2).sum(1);  // per user, so it stays with the user's rank
+  LossTerms out;
+  out.loss = -(ll - penalty).sum() / ctx.global_batch;
+  out.mll_sum = ll.detach().sum();
+  out.kl_sum = penalty.detach().sum();
+  return out;
+}
+
+torch::Tensor CDAEModel::regularizer(const StepContext&) {
+  if (l2_ <= 0) return {};
+  return 0.5 * l2_ * (net_->w.pow(2).sum() + net_->out->weight.pow(2).sum());
+}
+
+torch::Tensor CDAEModel::scores(const SparseBatch& fold_in) {
+  torch::AutoGradMode grad_on(true);
+  auto v = torch::zeros({fold_in.rows, users_.size(1)}, users_.options()).requires_grad_(true);
+  torch::optim::Adam opt(std::vector<torch::Tensor>{v}, torch::optim::AdamOptions(foldin_lr_));
+  for (int s = 0; s < foldin_steps_; ++s) {
+    auto ll = logistic_log_likelihood(net_->forward(fold_in, fold_in.values, v), fold_in);
+    auto objective = -(ll - 0.5 * l2_ * v.pow(2).sum(1)).sum();
+    v.mutable_grad() = torch::autograd::grad({objective}, {v})[0];  // the network gets no gradient
+    opt.step();
+  }
+  torch::NoGradGuard guard;
+  return net_->forward(fold_in, fold_in.values, v.detach());
+}
+
+std::vector<std::pair<std::string, std::int64_t>> CDAEModel::shape() const {
+  return {{"items", net_->w.size(0)}, {"cdae.hidden_dim", net_->w.size(1)}};
+}
+
+}  // namespace recvae

@@ -1,0 +1,45 @@
+#include "recvae/models/model.h"
+
+#include "recvae/models/autorec.h"
+#include "recvae/models/cdae.h"
+#include "recvae/models/multdae.h"
+#include "recvae/models/multvae.h"
+#include "recvae/models/recvae.h"
+#include "recvae/util/config.h"
+#include "recvae/util/error.h"
+
+namespace recvae {
+
+// Note [Model interface]
+// ~~~~~~~~~~~~~~~~~~~~~~
+// The trainer knows models only through Model. A model states:
+//  * its parameter groups: each gets one flat gradient buffer, one all-reduce per step and one
+//    Adam optimiser (Note [Gradient sync]); a group that is not replicated holds per-user rows
+//    that stay on their rank (Note [Per-user parameters] in cdae.cpp);
+//  * its epoch schedule: which groups each pass steps and with which input dropout (RecVAE
+//    alternates encoder and decoder passes; the others have one joint pass);
+//  * the loss of the local part of a global batch, already divided by the global batch size,
+//    so that summing gradients across ranks gives the single-process gradient (Note
+//    [World-size invariance]); a penalty on the replicated weights is separate (Note
+//    [Regularisers after the all-reduce] in trainer.cpp);
+//  * the scores of held-out users from their fold-in rows, for the shared evaluation;
+//  * a hook at the end of every pass (RecVAE's encoder_old refresh), and the numbers that fix
+//    its shapes, which a checkpoint must match.
+// Everything else (sharding, batches and their randomness, gradient sync, optimisers,
+// evaluation, best-epoch selection, checkpoints, signals, the run directory) is the trainer's
+// and is the same for every model.
+
+std::unique_ptr<Model> make_model(const Config& c, const ModelContext& ctx) {
+  const std::string& t = c.model.type;
+  const double dropout = c.train.dropout;
+  if (t == "recvae") return std::make_unique<RecVAEModel>(c.recvae, dropout, ctx);
+  if (t == "multvae") return std::make_unique<MultVAEModel>(c.multvae, dropout, ctx);
+  if (t == "multdae") return std::make_unique<MultDAEModel>(c.multdae, dropout, ctx);
+  if (t == "cdae") return std::make_unique<CDAEModel>(c.cdae, dropout, ctx);
+  if (t == "autorec") return std::make_unique<AutoRecModel>(c.autorec, dropout, ctx);
+  std::string list;
+  for (const auto& name : model_types()) list += (list.empty() ? "" : ", ") + name;
+  throw InputError("unknown model.type '" + t + "' (valid: " + list + ")");
+}
+
+}  // namespace recvae
