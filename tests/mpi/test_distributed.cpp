@@ -75,6 +75,15 @@ Config config_for(const std::string& name, std::int64_t batch) {
   return c;
 }
 
+// A copy of a world run's checkpoints for each rank's own one-rank resume; returns its run directory.
+std::string copy_checkpoints_for_this_rank(const std::string& run_dir) {
+  const std::string copy = run_dir + "/copy_" + std::to_string(world_rank());
+  std::filesystem::create_directories(copy);
+  std::filesystem::copy(run_dir + "/checkpoints", copy + "/checkpoints", std::filesystem::copy_options::recursive);
+  MPI_Barrier(MPI_COMM_WORLD);
+  return copy;
+}
+
 // k steps of the alternating schedule, on both trainers.
 void train_some(Trainer& t) {
   t.train_pass(0, encoder_pass(0, 0.5));
@@ -191,12 +200,7 @@ TEST(Distributed, ResumeAtTheSameAndAtAnotherWorldSize) {
   Config first = c;
   first.train.epochs = 1;
   Trainer(first, *world).run();
-  // A copy of the world run's checkpoints for each rank's one-rank resume.
-  const std::string copy = c.output.dir + "/copy_" + std::to_string(world_rank());
-  std::filesystem::create_directories(copy);
-  std::filesystem::copy(c.output.dir + "/checkpoints", copy + "/checkpoints",
-                        std::filesystem::copy_options::recursive);
-  MPI_Barrier(MPI_COMM_WORLD);
+  const std::string copy = copy_checkpoints_for_this_rank(c.output.dir);
 
   RunResult same_size = Trainer(c, *world).run(/*resume=*/true);
   EXPECT_EQ(same_size.best_epoch, reference.best_epoch);
@@ -305,11 +309,7 @@ TEST(DistributedModelsResume, CDAEUserVectorsSurviveAResumeAtAnotherWorldSize) {
   Config first = c;
   first.train.epochs = 1;
   Trainer(first, *world).run();
-  const std::string copy = c.output.dir + "/copy_" + std::to_string(world_rank());
-  std::filesystem::create_directories(copy);
-  std::filesystem::copy(c.output.dir + "/checkpoints", copy + "/checkpoints",
-                        std::filesystem::copy_options::recursive);
-  MPI_Barrier(MPI_COMM_WORLD);
+  const std::string copy = copy_checkpoints_for_this_rank(c.output.dir);
 
   Config to_one = c;
   to_one.output.dir = copy;
