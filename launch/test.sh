@@ -21,7 +21,7 @@ export OMPI_MCA_rmaps_base_oversubscribe=1
 BUILD_DIR=${BUILD_DIR:-build}
 echo "== test.sh: configuration 1 (default) in $BUILD_DIR"
 BUILD_DIR=$BUILD_DIR bash launch/build.sh
-if grep -q 'RECVAE_HAVE_NCCL:INTERNAL=ON' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null && [[ "${SKIP_CPUONLY:-0}" != "1" ]]; then
+if grep -q 'RECVAE_NCCL_BUILT:INTERNAL=ON' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null && [[ "${SKIP_CPUONLY:-0}" != "1" ]]; then
   echo "== test.sh: configuration 2 (cpu-only: -DRECVAE_WITH_NCCL=OFF) in build-cpuonly"
   BUILD_DIR=build-cpuonly CMAKE_ARGS="${CMAKE_ARGS:-} -DRECVAE_WITH_NCCL=OFF -DRECVAE_BUILD_TESTS=OFF" \
     bash launch/build.sh
