@@ -25,8 +25,7 @@ AutoRecModel::AutoRecModel(const AutoRecConfig& c, double dropout, const ModelCo
 
 LossTerms AutoRecModel::loss(const SparseBatch& b, const StepContext& ctx) {
   // Raw values in (AutoRec does not normalise); with dropout, the batch's mask and scale.
-  auto in = dropout_ > 0 ? b.values * torch::where(b.clean_input != 0, b.input / b.clean_input, torch::zeros_like(b.input))
-                         : b.values;
+  auto in = dropout_ > 0 ? dropped_values(b) : b.values;
   auto err = squared_error(net_->forward(b, in), b);
   LossTerms out;
   out.loss = err.sum() / ctx.global_batch;

@@ -31,17 +31,6 @@ torch::Tensor CDAENetImpl::forward(const SparseBatch& batch, const torch::Tensor
   return out(torch::sigmoid(sparse_linear(w, b, batch, weights) + v));
 }
 
-namespace {
-
-// The corrupted input x~: the raw values with the batch's dropout mask and 1/(1-q) scaling
-// (batch assembly applied them to the normalised values; their ratio is the mask times the scale).
-torch::Tensor corrupted_values(const SparseBatch& b) {
-  auto ratio = torch::where(b.clean_input != 0, b.input / b.clean_input, torch::zeros_like(b.input));
-  return b.values * ratio;
-}
-
-}  // namespace
-
 CDAEModel::CDAEModel(const CDAEConfig& c, double dropout, const ModelContext& ctx)
     : users_lo_(ctx.local_users_lo),
       l2_(c.l2),
@@ -61,7 +50,8 @@ std::vector<ParameterGroup> CDAEModel::parameter_groups() {
 
 LossTerms CDAEModel::loss(const SparseBatch& b, const StepContext& ctx) {
   auto v = users_.index_select(0, b.users - users_lo_);
-  auto ll = logistic_log_likelihood(net_->forward(b, corrupted_values(b), v), b);
+  auto corrupted = dropped_values(b);  // x~
+  auto ll = logistic_log_likelihood(net_->forward(b, corrupted, v), b);
   auto penalty = 0.5 * l2_ * v.pow(2).sum(1);  // per user, so it stays with the user's rank
   LossTerms out;
   out.loss = -(ll - penalty).sum() / ctx.global_batch;

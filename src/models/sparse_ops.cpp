@@ -27,6 +27,10 @@ torch::Tensor sparse_linear(const torch::Tensor& w, const torch::Tensor& b, cons
   return b.defined() ? out + b : out;
 }
 
+torch::Tensor dropped_values(const SparseBatch& b) {
+  return b.values * torch::where(b.clean_input != 0, b.input / b.clean_input, torch::zeros_like(b.input));
+}
+
 torch::Tensor at_nonzeros(const torch::Tensor& logits, const SparseBatch& batch) {
   return logits.reshape({-1}).index_select(0, batch.nnz_row * logits.size(1) + batch.cols);
 }

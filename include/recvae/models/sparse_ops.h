@@ -14,6 +14,10 @@ namespace recvae {
 /// item-major [items, out].
 torch::Tensor sparse_linear(const torch::Tensor& w, const torch::Tensor& b, const SparseBatch& batch,
                             const torch::Tensor& weights);
+/// The raw values with the batch's dropout mask and 1/(1-q) scale, [nnz] (batch assembly applies
+/// them to the normalised values; their ratio is the mask times the scale). Models whose input is
+/// the raw row (CDAE's corrupted x~, AutoRec) use it.
+torch::Tensor dropped_values(const SparseBatch& batch);
 /// The [rows, items] logits at the batch's non-zeros, [nnz].
 torch::Tensor at_nonzeros(const torch::Tensor& logits, const SparseBatch& batch);
 /// Per-row sums of a value per non-zero: [nnz] -> [rows].
