@@ -18,9 +18,10 @@ torch::Tensor AutoRecNetImpl::forward(const SparseBatch& batch, const torch::Ten
 }
 
 AutoRecModel::AutoRecModel(const AutoRecConfig& c, double dropout, const ModelContext& ctx)
-    : l2_(c.l2), dropout_(dropout), train_users_(ctx.train_users) {
+    : SingleNetworkModel(dropout), l2_(c.l2), train_users_(ctx.train_users) {
   net_ = AutoRecNet(ctx.items, c.hidden_dim);
   net_->to(ctx.device);
+  network_ = net_.ptr();
 }
 
 LossTerms AutoRecModel::loss(const SparseBatch& b, const StepContext& ctx) {

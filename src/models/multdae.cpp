@@ -20,9 +20,10 @@ torch::Tensor MultDAENetImpl::forward(const SparseBatch& batch, const torch::Ten
 }
 
 MultDAEModel::MultDAEModel(const MultDAEConfig& c, double dropout, const ModelContext& ctx)
-    : l2_(c.l2), dropout_(dropout) {
+    : SingleNetworkModel(dropout), l2_(c.l2) {
   net_ = MultDAENet(ctx.items, c.latent_dim);
   net_->to(ctx.device);
+  network_ = net_.ptr();
 }
 
 LossTerms MultDAEModel::loss(const SparseBatch& b, const StepContext& ctx) {

@@ -31,9 +31,10 @@ torch::Tensor MultVAENetImpl::decode(const torch::Tensor& z) { return p2(torch::
 std::vector<torch::Tensor> MultVAENetImpl::weights() const { return {q1_w, q2->weight, p1->weight, p2->weight}; }
 
 MultVAEModel::MultVAEModel(const MultVAEConfig& c, double dropout, const ModelContext& ctx)
-    : beta_cap_(c.beta_cap), l2_(c.l2), dropout_(dropout), anneal_steps_(c.anneal_steps), hidden_(c.hidden_dim) {
+    : SingleNetworkModel(dropout), beta_cap_(c.beta_cap), l2_(c.l2), anneal_steps_(c.anneal_steps), hidden_(c.hidden_dim) {
   net_ = MultVAENet(ctx.items, c.hidden_dim, c.latent_dim);
   net_->to(ctx.device);
+  network_ = net_.ptr();
 }
 
 double MultVAEModel::beta_at(std::int64_t step) const {

@@ -499,14 +499,8 @@ TrainingPosition Trainer::Impl::load_checkpoint(const std::string& path) {
     best.assign(static_cast<size_t>(read_int(a, "best_count")), torch::Tensor());
     for (size_t i = 0; i < best.size(); ++i) a.read("best_" + std::to_string(i), best[i]);
   });
-  // Module::load replaces parameter data; the gradients must stay views of the flat buffers,
-  // and the optimisers must hold the new tensors.
+  // Module::load replaces parameter data; the gradients must stay views of the flat buffers.
   bind_groups();
-  for (size_t g = 0; g < groups.size(); ++g)
-    if (adams[g]) {
-      auto& param_groups = adams[g]->param_groups();
-      param_groups[0].params() = group_specs[g].params;
-    }
   return pos;
 }
 

@@ -86,6 +86,22 @@ class Model {
   std::vector<torch::Tensor> parameters() { return module().parameters(); }
 };
 
+/// Base of the models whose whole state is one replicated network stepped by one joint pass per
+/// epoch with input dropout (Mult-VAE, Mult-DAE, AutoRec): the network is the module and the only
+/// parameter group.
+class SingleNetworkModel : public Model {
+ public:
+  torch::nn::Module& module() override { return *network_; }
+  std::vector<ParameterGroup> parameter_groups() override { return {{"network", network_->parameters(), true}}; }
+  std::vector<PassSpec> epoch_schedule() const override { return {{"joint", {0}, 0, dropout_}}; }
+
+ protected:
+  /// `dropout`: the input dropout of the joint pass.
+  explicit SingleNetworkModel(double dropout) : dropout_(dropout) {}
+  std::shared_ptr<torch::nn::Module> network_;  ///< set by the derived constructor
+  double dropout_;                              ///< input dropout of the joint pass
+};
+
 /// The model named by config.model.type, initialised from the current torch seed.
 std::unique_ptr<Model> make_model(const Config& config, const ModelContext& ctx);
 

@@ -24,13 +24,10 @@ class MultDAENetImpl : public torch::nn::Module {
 TORCH_MODULE(MultDAENet);
 
 /// Mult-DAE behind the Model interface: one joint pass per epoch.
-class MultDAEModel final : public Model {
+class MultDAEModel final : public SingleNetworkModel {
  public:
   MultDAEModel(const MultDAEConfig& config, double dropout, const ModelContext& ctx);
   std::string type() const override { return "multdae"; }
-  torch::nn::Module& module() override { return *net_; }
-  std::vector<ParameterGroup> parameter_groups() override { return {{"network", net_->parameters(), true}}; }
-  std::vector<PassSpec> epoch_schedule() const override { return {{"joint", {0}, 0, dropout_}}; }
   LossTerms loss(const SparseBatch& batch, const StepContext& ctx) override;
   torch::Tensor regularizer(const StepContext& ctx) override;
   torch::Tensor scores(const SparseBatch& fold_in) override;
@@ -40,7 +37,7 @@ class MultDAEModel final : public Model {
 
  private:
   MultDAENet net_{nullptr};
-  double l2_, dropout_;
+  double l2_;
 };
 
 }  // namespace recvae

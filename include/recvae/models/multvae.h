@@ -30,13 +30,10 @@ class MultVAENetImpl : public torch::nn::Module {
 TORCH_MODULE(MultVAENet);
 
 /// Mult-VAE behind the Model interface: one joint pass per epoch.
-class MultVAEModel final : public Model {
+class MultVAEModel final : public SingleNetworkModel {
  public:
   MultVAEModel(const MultVAEConfig& config, double dropout, const ModelContext& ctx);
   std::string type() const override { return "multvae"; }
-  torch::nn::Module& module() override { return *net_; }
-  std::vector<ParameterGroup> parameter_groups() override { return {{"network", net_->parameters(), true}}; }
-  std::vector<PassSpec> epoch_schedule() const override { return {{"joint", {0}, 0, dropout_}}; }
   std::int64_t noise_dim() const override { return net_->latent; }
   LossTerms loss(const SparseBatch& batch, const StepContext& ctx) override;
   torch::Tensor regularizer(const StepContext& ctx) override;
@@ -49,7 +46,7 @@ class MultVAEModel final : public Model {
 
  private:
   MultVAENet net_{nullptr};
-  double beta_cap_, l2_, dropout_;
+  double beta_cap_, l2_;
   std::int64_t anneal_steps_, hidden_;
 };
 
