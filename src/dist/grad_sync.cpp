@@ -16,6 +16,10 @@ void GradGroup::bind(std::vector<torch::Tensor> ps, const torch::Device& device)
   std::int64_t total = 0;
   for (auto& p : params) total += p.numel();
   flat = torch::zeros({total}, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  attach();
+}
+
+void GradGroup::attach() {
   std::int64_t off = 0;
   for (auto& p : params) {
     p.mutable_grad() = flat.narrow(0, off, p.numel()).view(p.sizes());

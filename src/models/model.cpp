@@ -1,9 +1,12 @@
 #include "recvae/models/model.h"
 
+#include <stdexcept>
+
 #include "recvae/models/autorec.h"
 #include "recvae/models/cdae.h"
 #include "recvae/models/multdae.h"
 #include "recvae/models/multvae.h"
+#include "recvae/models/ract.h"
 #include "recvae/models/recvae.h"
 #include "recvae/util/config.h"
 #include "recvae/util/error.h"
@@ -16,18 +19,25 @@ namespace recvae {
 //  * its parameter groups: each gets one flat gradient buffer, one all-reduce per step and one
 //    Adam optimiser (Note [Gradient sync]); a group that is not replicated holds per-user rows
 //    that stay on their rank (Note [Per-user parameters] in cdae.cpp);
-//  * its epoch schedule: which groups each pass steps and with which input dropout (RecVAE
-//    alternates encoder and decoder passes; the others have one joint pass);
+//  * its schedule of each epoch: which groups each pass steps and with which input dropout
+//    (RecVAE alternates encoder and decoder passes; the others have one joint pass; RaCT's
+//    phases change with the epoch, and a pass that steps no group only measures);
 //  * the loss of the local part of a global batch, already divided by the global batch size,
 //    so that summing gradients across ranks gives the single-process gradient (Note
 //    [World-size invariance]); a penalty on the replicated weights is separate (Note
 //    [Regularisers after the all-reduce] in trainer.cpp);
 //  * the scores of held-out users from their fold-in rows, for the shared evaluation;
-//  * a hook at the end of every pass (RecVAE's encoder_old refresh), and the numbers that fix
-//    its shapes, which a checkpoint must match.
+//  * a hook at the end of every pass (RecVAE's encoder_old refresh), sums of its own that the
+//    trainer adds up over a pass and all ranks and hands back (pass_summary: RaCT's feature
+//    moments and critic error), and the numbers that fix its shapes, which a checkpoint must
+//    match.
 // Everything else (sharding, batches and their randomness, gradient sync, optimisers,
 // evaluation, best-epoch selection, checkpoints, signals, the run directory) is the trainer's
 // and is the same for every model.
+
+torch::Tensor Model::training_logits(const SparseBatch&) {
+  throw std::logic_error("model.type " + type() + " cannot be a RaCT actor (it has no multinomial likelihood)");
+}
 
 std::unique_ptr<Model> make_model(const Config& c, const ModelContext& ctx) {
   const std::string& t = c.model.type;
@@ -37,6 +47,7 @@ std::unique_ptr<Model> make_model(const Config& c, const ModelContext& ctx) {
   if (t == "multdae") return std::make_unique<MultDAEModel>(c.multdae, dropout, ctx);
   if (t == "cdae") return std::make_unique<CDAEModel>(c.cdae, dropout, ctx);
   if (t == "autorec") return std::make_unique<AutoRecModel>(c.autorec, dropout, ctx);
+  if (t == "ract") return std::make_unique<RaCTModel>(c, ctx);
   std::string list;
   for (const auto& name : model_types()) list += (list.empty() ? "" : ", ") + name;
   throw InputError("unknown model.type '" + t + "' (valid: " + list + ")");

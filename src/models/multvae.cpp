@@ -56,6 +56,11 @@ LossTerms MultVAEModel::loss(const SparseBatch& b, const StepContext& ctx) {
   return out;
 }
 
+torch::Tensor MultVAEModel::training_logits(const SparseBatch& b) {
+  auto [mu, logvar] = net_->encode(b, b.input);
+  return net_->decode(mu + b.noise * (0.5 * logvar).exp());
+}
+
 torch::Tensor MultVAEModel::regularizer(const StepContext&) {
   if (l2_ <= 0) return {};
   torch::Tensor sum;

@@ -134,7 +134,7 @@ std::vector<ParameterGroup> RecVAEModel::parameter_groups() {
   return {{"encoder", net_->encoder_parameters(), true}, {"decoder", net_->decoder_parameters(), true}};
 }
 
-std::vector<PassSpec> RecVAEModel::epoch_schedule() const {
+std::vector<PassSpec> RecVAEModel::epoch_schedule(int) const {
   // Spec, Training: encoder passes with dropout, encoder_old <- encoder, decoder passes without.
   if (!alternating_) return {{"joint", {0, 1}, 0, dropout_}};
   std::vector<PassSpec> passes;
@@ -145,6 +145,11 @@ std::vector<PassSpec> RecVAEModel::epoch_schedule() const {
 
 LossTerms RecVAEModel::loss(const SparseBatch& batch, const StepContext& ctx) {
   return net_->loss(batch, ctx.global_batch, kl_);
+}
+
+torch::Tensor RecVAEModel::training_logits(const SparseBatch& b) {
+  auto [mu, logvar] = net_->encoder(b.cols, b.offsets, b.input);
+  return net_->decoder(mu + b.noise * (0.5 * logvar).exp());
 }
 
 bool RecVAEModel::after_pass(const PassSpec& pass) {

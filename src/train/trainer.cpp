@@ -182,14 +182,14 @@ Trainer::Trainer(const Config& given, Communicator& comm) : impl_(std::make_uniq
   s.bind_groups();
   for (const auto& g : s.group_specs) {
     if (g.replicated) {
-      s.adams.push_back(std::make_unique<torch::optim::Adam>(g.params, torch::optim::AdamOptions(config.train.lr)));
+      s.adams.push_back(std::make_unique<torch::optim::Adam>(g.params, torch::optim::AdamOptions(g.lr > 0 ? g.lr : config.train.lr)));
       s.row_adams.emplace_back();
     } else {
       if (g.params.size() != 1 || g.params[0].size(0) != s.train_range.hi - s.train_range.lo)
         throw std::logic_error("model " + s.model->type() + ": per-user group '" + g.name +
                                "' must be one tensor with a row per local training user");
       s.adams.emplace_back();
-      s.row_adams.push_back(std::make_unique<RowAdam>(g.params[0], config.train.lr));
+      s.row_adams.push_back(std::make_unique<RowAdam>(g.params[0], g.lr > 0 ? g.lr : config.train.lr));
     }
   }
 }
@@ -214,7 +214,7 @@ Trainer::~Trainer() = default;
 Model& Trainer::model() { return *impl_->model; }
 std::int64_t Trainer::num_items() const { return impl_->items; }
 std::int64_t Trainer::global_step() const { return impl_->global_step; }
-std::vector<PassSpec> Trainer::schedule() { return impl_->model->epoch_schedule(); }
+std::vector<PassSpec> Trainer::schedule(int epoch) { return impl_->model->epoch_schedule(epoch); }
 torch::Device Trainer::device() const { return impl_->device; }
 std::int64_t Trainer::num_train_users() const { return impl_->train_users; }
 
@@ -226,13 +226,31 @@ std::int64_t Trainer::num_train_users() const { return impl_->train_users; }
 // already reduced gradient buffers: the replicas are identical, so each adds the same term, and
 // the step is the single-process step at every world size.
 
+// Note [Shared parameter groups]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// Two groups may hold the same tensors with different optimisers (RaCT's actor: its own Adam
+// for maximum likelihood, a fresh one with another learning rate for the actor-critic phase,
+// as the authors' two train ops). A tensor has one .grad, so at the start of every pass the
+// stepped groups point their tensors' gradients at their own buffers again (Note [Gradient
+// sync]), and requires_grad is switched off for the other groups before it is switched on for
+// the stepped ones. No pass steps two groups that share a tensor.
+
 PassStats Trainer::train_pass(int epoch, const PassSpec& spec, std::int64_t max_steps, std::int64_t first_step) {
   Impl& s = *impl_;
   const auto t0 = Clock::now();
   const int pass = spec.pass;
+  // A measuring pass (no groups) has nothing to resume: its sums start again from step 0.
+  const bool measuring = spec.groups.empty();
+  if (measuring) first_step = 0;
   std::vector<bool> stepped(s.groups.size(), false);
   for (int g : spec.groups) stepped.at(static_cast<size_t>(g)) = true;
-  for (size_t g = 0; g < s.groups.size(); ++g) s.groups[g].set_requires_grad(stepped[g]);
+  for (size_t g = 0; g < s.groups.size(); ++g)
+    if (!stepped[g]) s.groups[g].set_requires_grad(false);
+  for (size_t g = 0; g < s.groups.size(); ++g)
+    if (stepped[g]) {
+      s.groups[g].attach();  // Note [Shared parameter groups]
+      s.groups[g].set_requires_grad(true);
+    }
 
   BatchPlan plan(pass_permutation(s.train_users, s.cfg.train.seed, epoch, pass), s.cfg.train.batch_size,
                  s.train_range.lo, s.train_range.hi);
@@ -245,6 +263,7 @@ PassStats Trainer::train_pass(int epoch, const PassSpec& spec, std::int64_t max_
   // where reading is free), so a GPU step never waits for the host.
   const std::int64_t check_every = s.device.is_cuda() ? 25 : 1;
   auto acc = torch::zeros({3}, torch::TensorOptions().dtype(torch::kFloat64).device(s.device));
+  torch::Tensor model_sums;  // the model's LossTerms::stats, summed over the pass
   double users = 0;
   std::int64_t unchecked_from = first_step;
   auto check_finite = [&](std::int64_t upto) {
@@ -265,26 +284,38 @@ PassStats Trainer::train_pass(int epoch, const PassSpec& spec, std::int64_t max_
     const LocalBatch lb = plan.batch(b);
     for (size_t g = 0; g < s.groups.size(); ++g)
       if (stepped[g]) s.groups[g].flat.zero_();
-    const StepContext ctx{static_cast<double>(lb.global_size), s.global_step};
+    const StepContext ctx{static_cast<double>(lb.global_size), s.global_step, &spec};
     fault_injection_point(s.comm.rank(), epoch, b);
     if (!lb.global_rows.empty()) {
       SparseBatch batch = s.train_device ? assemble_batch_on_device(*s.train_device, lb.global_rows, &noise_base)
                                          : assemble_batch(s.train, s.train_range.lo, lb.global_rows, &noise_base, s.device);
-      LossTerms terms = s.model->loss(batch, ctx);
-      terms.loss.backward();
+      LossTerms terms;
+      if (measuring) {
+        torch::NoGradGuard no_grad;
+        terms = s.model->loss(batch, ctx);
+      } else {
+        terms = s.model->loss(batch, ctx);
+        terms.loss.backward();
+      }
       acc += torch::stack({terms.loss.detach() * static_cast<double>(lb.global_size), terms.mll_sum, terms.kl_sum})
                  .to(torch::kFloat64);
+      if (terms.stats.defined()) {
+        auto sums = terms.stats.detach().to(torch::kFloat64);
+        model_sums = model_sums.defined() ? model_sums + sums : sums;
+      }
       users += static_cast<double>(lb.global_rows.size());
     }
     if ((b + 1 - first_step) % check_every == 0 || b + 1 == steps) check_finite(b + 1);
     // Every rank reaches these collectives for every batch, owning users or not (Note [World-size invariance]).
-    for (size_t g = 0; g < s.groups.size(); ++g)
-      if (stepped[g] && s.group_specs[g].replicated) allreduce_group(s.groups[g], s.comm);
-    torch::Tensor penalty = s.model->regularizer(ctx);  // Note [Regularisers after the all-reduce]
-    if (penalty.defined() && penalty.requires_grad()) penalty.backward();
-    for (size_t g = 0; g < s.groups.size(); ++g)
-      if (stepped[g]) s.step_group(g);
-    ++s.global_step;
+    if (!measuring) {
+      for (size_t g = 0; g < s.groups.size(); ++g)
+        if (stepped[g] && s.group_specs[g].replicated) allreduce_group(s.groups[g], s.comm);
+      torch::Tensor penalty = s.model->regularizer(ctx);  // Note [Regularisers after the all-reduce]
+      if (penalty.defined() && penalty.requires_grad()) penalty.backward();
+      for (size_t g = 0; g < s.groups.size(); ++g)
+        if (stepped[g]) s.step_group(g);
+      ++s.global_step;
+    }
     if (s.root && s.cfg.output.progress_seconds > 0 && seconds_since(last_print) >= s.cfg.output.progress_seconds) {
       std::fprintf(stderr, "    step %lld/%lld (%.1f s)\n", static_cast<long long>(b + 1),
                    static_cast<long long>(steps), seconds_since(t0));
@@ -308,6 +339,17 @@ PassStats Trainer::train_pass(int epoch, const PassSpec& spec, std::int64_t max_
   for (int i = 0; i < 3; ++i) sums[i] = host[i].item<double>();
   sums[3] = users;
   s.comm.allreduce_sum_host(sums, 4);
+  // The model's sums: a rank that met no user has none, so the length is agreed first.
+  std::vector<double> model_totals;
+  if (model_sums.defined()) {
+    auto host_sums = model_sums.to(torch::kCPU).contiguous();
+    model_totals.assign(host_sums.data_ptr<double>(), host_sums.data_ptr<double>() + host_sums.numel());
+  }
+  std::int64_t width = static_cast<std::int64_t>(model_totals.size());
+  s.comm.allreduce_max_host(&width, 1);
+  model_totals.resize(static_cast<size_t>(width), 0.0);
+  if (width > 0) s.comm.allreduce_sum_host(model_totals.data(), model_totals.size());
+  if (!st.interrupted) st.figures = s.model->pass_summary(spec, model_totals);
   st.steps = st.next_step - std::min(first_step, st.next_step);
   st.users = static_cast<std::int64_t>(sums[3] + 0.5);
   if (st.users > 0) {
@@ -448,7 +490,11 @@ TrainingPosition Trainer::Impl::load_checkpoint(const std::string& path) {
       throw InputError(path + ": checkpoint is of model.type " + saved_type + ", this run's model.type is " +
                        model->type());
     for (const auto& [key, now] : model->shape()) {
-      const std::int64_t saved = read_int(a, "shape_" + key);
+      c10::IValue saved_value;
+      if (!a.try_read("shape_" + key, saved_value))
+        throw InputError(path + ": checkpoint has no " + key + " (it was made by a " + saved_type +
+                         " model of another configuration), this run has " + key + "=" + std::to_string(now));
+      const std::int64_t saved = saved_value.toInt();
       if (saved != now)
         throw InputError(path + ": checkpoint has " + key + "=" + std::to_string(saved) + ", this run has " +
                          std::to_string(now));
@@ -542,8 +588,8 @@ RunResult Trainer::run(bool resume) {
                    result.popularity_validation.mean_ndcg100(), result.popularity_test.mean_ndcg100());
   }
 
-  const std::vector<PassSpec> schedule = s.model->epoch_schedule();
   for (int epoch = pos.epoch; epoch < tc.epochs; ++epoch) {
+    const std::vector<PassSpec> schedule = s.model->epoch_schedule(epoch);
     JsonObject rec;
     rec.add("epoch", epoch + 1);
     double train_seconds = 0;
@@ -566,13 +612,17 @@ RunResult Trainer::run(bool resume) {
       ph.sum.kl += st.kl;
       ph.sum.seconds += st.seconds;
       ph.sum.steps += st.steps;
+      ph.sum.figures = st.figures;  // a phase's figures: those of its last pass
       train_seconds += st.seconds;
       train_user_steps += st.users;
       bytes_per_step = std::max(bytes_per_step, st.allreduce_bytes);
-      if (s.root)
-        std::fprintf(stderr, "epoch %d/%d %s pass: loss %.4f (mll %.3f, kl %.3f), %lld steps, %.2f s, %.0f users/s\n",
+      if (s.root) {
+        std::string figures;
+        for (const auto& [key, value] : st.figures) figures += ", " + key + " " + std::to_string(value);
+        std::fprintf(stderr, "epoch %d/%d %s pass: loss %.4f (mll %.3f, kl %.3f), %lld steps, %.2f s, %.0f users/s%s\n",
                      epoch + 1, tc.epochs, name, st.loss, st.mll, st.kl, static_cast<long long>(st.steps),
-                     st.seconds, st.users / std::max(st.seconds, 1e-9));
+                     st.seconds, st.users / std::max(st.seconds, 1e-9), figures.c_str());
+      }
       if (st.interrupted) {
         // The refresh after this pass (if any) runs on resume, which re-enters this pass at its end.
         s.save_checkpoint({epoch, i, st.next_step});
@@ -588,6 +638,7 @@ RunResult Trainer::run(bool resume) {
       JsonObject o;
       o.add("loss", ph.sum.loss / ph.passes).add("mll", ph.sum.mll / ph.passes).add("kl", ph.sum.kl / ph.passes);
       o.add("seconds", ph.sum.seconds).add("steps", ph.sum.steps);
+      for (const auto& [key, value] : ph.sum.figures) o.add(key, value);
       rec.add(name, o);
     }
     const auto te = Clock::now();

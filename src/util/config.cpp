@@ -66,6 +66,15 @@ class Schema {
     num("cdae.foldin_steps", c.cdae.foldin_steps, 0, 100000);
     num("cdae.foldin_lr", c.cdae.foldin_lr, 0.0, 1e3, true);
 
+    str("ract.actor", c.ract.actor, {"multvae", "recvae"});
+    str("ract.actor_run", c.ract.actor_run, {});
+    num("ract.actor_epochs", c.ract.actor_epochs, 0, 1000000);
+    num("ract.critic_epochs", c.ract.critic_epochs, 0, 1000000);
+    num("ract.ac_epochs", c.ract.ac_epochs, 0, 1000000);
+    num("ract.critic_lr", c.ract.critic_lr, 0.0, 1e3, true);
+    num("ract.actor_lr", c.ract.actor_lr, 0.0, 1e3, true);
+    num("ract.critic_l2", c.ract.critic_l2, 0.0, 1e6);
+
     num("autorec.hidden_dim", c.autorec.hidden_dim, 1, 1 << 20);
     num("autorec.l2", c.autorec.l2, 0.0, 1e9);
 
@@ -121,13 +130,13 @@ class Schema {
     }
   }
 
-  /// Every key of the common sections and of `model_type`'s own section.
-  YAML::Node write(const std::string& model_type) const {
+  /// Every key of the common sections and of the model sections `config` uses.
+  YAML::Node write(const Config& config) const {
     YAML::Node root;
     for (const auto& [key, f] : fields_) {
       auto dot = key.find('.');
       const std::string section = key.substr(0, dot);
-      if (is_model_section(section) && section != model_type) continue;
+      if (is_model_section(section) && !uses_section(config, section)) continue;
       root[key.substr(0, dot)][key.substr(dot + 1)] = f.write();
     }
     return root;
@@ -144,6 +153,11 @@ class Schema {
   }
 
  public:
+  /// Whether `section` configures the run's model (RaCT: its own section and its actor's).
+  static bool uses_section(const Config& c, const std::string& section) {
+    return section == c.model.type || (c.model.type == "ract" && section == c.ract.actor);
+  }
+
   static bool is_model_section(const std::string& section) {
     auto it = sections().find(section);
     return it != sections().end() && it->second == 1;
@@ -231,7 +245,9 @@ class Schema {
 
 // Defaults of the shared training keys that differ by model: the authors' values.
 void apply_model_defaults(Config& c) {
-  const std::string& t = c.model.type;
+  const std::string& t = c.model.type == "ract" ? c.ract.actor : c.model.type;  // RaCT pre-trains its actor
+  if (c.train.epochs < 0)
+    c.train.epochs = c.model.type == "ract" ? c.ract.actor_epochs + c.ract.critic_epochs + c.ract.ac_epochs : 50;
   // CDAE's logistic loss over every item starts far from its optimum (all outputs near 0.5)
   // and needs a larger step than the multinomial models; 0.01 was the best of {1e-3, 3e-3, 1e-2}
   // on the synthetic sets.
@@ -240,7 +256,7 @@ void apply_model_defaults(Config& c) {
 }
 
 const std::vector<std::string>& model_types() {
-  static const std::vector<std::string> types{"recvae", "multvae", "multdae", "cdae", "autorec"};
+  static const std::vector<std::string> types{"recvae", "multvae", "multdae", "cdae", "autorec", "ract"};
   return types;
 }
 
@@ -248,7 +264,7 @@ std::string Config::to_yaml() const {
   Config copy = *this;
   Schema schema(copy, "");
   YAML::Emitter out;
-  out << schema.write(model.type);
+  out << schema.write(*this);
   return std::string(out.c_str()) + "\n";
 }
 
@@ -282,9 +298,26 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
   schema.read(root);
   // A section of another model would silently do nothing: refuse it, naming it.
   for (const auto& section : schema.seen_sections)
-    if (Schema::is_model_section(section) && section != config.model.type)
+    if (Schema::is_model_section(section) && !Schema::uses_section(config, section))
       throw InputError(source + ": section '" + section + "' configures model.type " + section +
-                       ", but this run's model.type is " + config.model.type + " (remove the section or change model.type)");
+                       ", but this run's model.type is " + config.model.type +
+                       (config.model.type == "ract" ? " with ract.actor " + config.ract.actor : std::string()) +
+                       " (remove the section or change model.type)");
+  if (config.model.type == "ract") {
+    const RaCTConfig& r = config.ract;
+    const int phases = r.actor_epochs + r.critic_epochs + r.ac_epochs;
+    if (r.actor_run.empty() && r.actor_epochs == 0)
+      throw InputError(source + ": ract needs an actor: set ract.actor_run (a finished " + r.actor +
+                       " run directory) or ract.actor_epochs > 0");
+    if (!r.actor_run.empty() && r.actor_epochs > 0)
+      throw InputError(source + ": set either ract.actor_run or ract.actor_epochs, not both");
+    if (config.train.epochs >= 0 && config.train.epochs != phases)
+      throw InputError(source + ": config key 'train.epochs' is " + std::to_string(config.train.epochs) +
+                       " but ract.actor_epochs + ract.critic_epochs + ract.ac_epochs is " + std::to_string(phases) +
+                       " (leave train.epochs out for ract)");
+    if (config.train.dropout == 0)
+      throw InputError(source + ": ract needs train.dropout > 0 (the dropped items are the critic's unseen items)");
+  }
   apply_model_defaults(config);
   if (config.data.path.empty()) throw InputError(source + ": config key 'data.path' is required");
   if (config.model.type == "recvae") {

@@ -93,6 +93,13 @@ TEST(Config, ShippedConfigsParse) {
       EXPECT_NO_THROW(c = load_config(per_model)) << per_model;
       EXPECT_EQ(c.model.type, type) << per_model;
     }
+    for (const std::string ract : {"", "-recvae"}) {
+      const std::string path_ract = std::string(RECVAE_SOURCE_DIR) + "/configs/ract/" + name + ract + ".yaml";
+      Config c;
+      EXPECT_NO_THROW(c = load_config(path_ract)) << path_ract;
+      EXPECT_EQ(c.model.type, "ract") << path_ract;
+      EXPECT_EQ(c.ract.actor, ract.empty() ? "multvae" : "recvae") << path_ract;
+    }
   }
 }
 

@@ -15,6 +15,7 @@
 #include "recvae/data/sharding.h"
 #include "recvae/models/cdae.h"
 #include "recvae/models/multvae.h"
+#include "recvae/models/ract.h"
 #include "recvae/train/trainer.h"
 
 namespace recvae {
@@ -238,13 +239,16 @@ Config model_config(const std::string& type, const std::string& name, std::int64
   c.multdae.latent_dim = 16;
   c.cdae.hidden_dim = 16;
   c.autorec.hidden_dim = 24;
+  c.ract.critic_epochs = 1;  // epoch 1: the measuring pass and the critic; epoch 2: actor-critic
+  c.ract.ac_epochs = 1;
+  c.ract.actor_lr = 1e-3;    // large enough for the actor to move measurably in four steps
   return c;
 }
 
 // Two epochs of the model's own schedule (4 steps per pass).
 void train_schedule(Trainer& t) {
   for (int epoch = 0; epoch < 2; ++epoch)
-    for (const auto& spec : t.schedule()) {
+    for (const auto& spec : t.schedule(epoch)) {
       t.train_pass(epoch, spec);
       t.end_pass(spec);
     }
@@ -279,6 +283,12 @@ TEST_P(DistributedModels, ParametersEqualSingleProcessAfterSteps) {
     EXPECT_LE(max_relative_difference({d}, {s}), 1e-5);
     EXPECT_GT(s.abs().sum().item<double>(), 0.0);  // the user vectors did move
   }
+  if (GetParam() == "ract") {  // the critic's feature moments: measured over all ranks, the same everywhere
+    auto d = dynamic_cast<RaCTModel&>(dist.model()).critic()->buffers();
+    auto s = dynamic_cast<RaCTModel&>(single.model()).critic()->buffers();
+    EXPECT_LE(max_relative_difference(d, s), 1e-5);
+    EXPECT_GT(d[0].abs().sum().item<double>(), 0.0);
+  }
   if (GetParam() == "multvae") {
     auto& m = dynamic_cast<MultVAEModel&>(dist.model());
     EXPECT_DOUBLE_EQ(m.beta_at(2), 0.1);                    // min(0.2, 2 / 20)
@@ -287,7 +297,7 @@ TEST_P(DistributedModels, ParametersEqualSingleProcessAfterSteps) {
   EXPECT_NO_THROW(dist.check_replicas_in_sync());
 }
 
-INSTANTIATE_TEST_SUITE_P(Family, DistributedModels, ::testing::Values("multvae", "multdae", "cdae", "autorec"),
+INSTANTIATE_TEST_SUITE_P(Family, DistributedModels, ::testing::Values("multvae", "multdae", "cdae", "autorec", "ract"),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
 // CDAE's per-user vectors are gathered into the checkpoint and re-sharded on resume: N ranks

@@ -17,6 +17,8 @@ struct GradGroup {
 
   /// Allocates the buffer on `device` and makes every parameter's .grad a view into it.
   void bind(std::vector<torch::Tensor> ps, const torch::Device& device);
+  /// Makes every parameter's .grad a view into `flat` again (Note [Shared parameter groups]).
+  void attach();
   /// Switches gradient computation for the whole group.
   void set_requires_grad(bool on);
   /// Bytes all-reduced per step.

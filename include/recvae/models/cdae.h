@@ -31,7 +31,7 @@ class CDAEModel final : public Model {
   std::string type() const override { return "cdae"; }
   torch::nn::Module& module() override { return *net_; }
   std::vector<ParameterGroup> parameter_groups() override;
-  std::vector<PassSpec> epoch_schedule() const override { return {{"joint", {0, 1}, 0, dropout_}}; }
+  std::vector<PassSpec> epoch_schedule(int) const override { return {{"joint", {0, 1}, 0, dropout_}}; }
   LossTerms loss(const SparseBatch& batch, const StepContext& ctx) override;
   torch::Tensor regularizer(const StepContext& ctx) override;
   /// Fits a fresh V_u per held-out user on its fold-in (network frozen), then scores.

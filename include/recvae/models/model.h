@@ -21,6 +21,9 @@ struct LossTerms {
   torch::Tensor loss;     ///< scalar to backpropagate, already divided by the global batch size
   torch::Tensor mll_sum;  ///< sum over the local users of the reconstruction term (detached)
   torch::Tensor kl_sum;   ///< sum over the local users of the KL / per-user regulariser (detached)
+  /// Optional [k] sums over the local users that the model wants summed over the whole pass and
+  /// all ranks; the totals reach Model::pass_summary (RaCT's feature moments and critic error).
+  torch::Tensor stats;
 };
 
 /// Parameters with one flat gradient buffer and one Adam optimiser.
@@ -30,12 +33,19 @@ struct ParameterGroup {
   /// true: a replica on every rank, gradients all-reduced. false: per-user rows owned by this
   /// rank (first dimension = the rank's training users), never all-reduced (Note [Per-user parameters]).
   bool replicated = true;
+  /// Adam learning rate of the group; 0: train.lr. Two groups may hold the same tensors (one
+  /// parameter set with two optimisers used in different passes, as RaCT's actor): a pass never
+  /// steps both (Note [Shared parameter groups] in trainer.cpp).
+  double lr = 0;
 };
 
 /// One pass of an epoch's schedule.
 struct PassSpec {
   std::string phase;        ///< name in logs and metrics.jsonl: "encoder", "decoder", "joint"
-  std::vector<int> groups;  ///< indices into parameter_groups() stepped by this pass
+  /// Indices into parameter_groups() stepped by this pass. Empty: a measuring pass, forward only
+  /// (no gradient, no optimiser step, not counted as steps); its LossTerms::stats still reach
+  /// pass_summary, and an interrupted one is redone from its start on resume.
+  std::vector<int> groups;
   int pass = 0;             ///< index within the epoch (part of the random stream key)
   double dropout = 0;       ///< input dropout rate of the pass
 };
@@ -44,6 +54,7 @@ struct PassSpec {
 struct StepContext {
   double global_batch = 0;        ///< users in the whole global batch (the loss normaliser)
   std::int64_t global_step = 0;   ///< optimiser steps taken before this one in the whole run
+  const PassSpec* pass = nullptr; ///< the pass the step belongs to (set by the trainer)
 };
 
 /// Where the model lives and what it is trained on.
@@ -65,8 +76,8 @@ class Model {
   virtual torch::nn::Module& module() = 0;
   /// The optimiser groups, in a fixed order (PassSpec::groups indexes it).
   virtual std::vector<ParameterGroup> parameter_groups() = 0;
-  /// The passes of one epoch.
-  virtual std::vector<PassSpec> epoch_schedule() const = 0;
+  /// The passes of epoch `epoch` (0-based; RaCT's phases change with the epoch).
+  virtual std::vector<PassSpec> epoch_schedule(int epoch) const = 0;
   /// Width of the per-user Gaussian noise rows a training batch needs (0: none).
   virtual std::int64_t noise_dim() const { return 0; }
   /// Training loss of the local part of a batch (Note [World-size invariance]).
@@ -76,6 +87,16 @@ class Model {
   virtual torch::Tensor regularizer(const StepContext& ctx) { return {}; }
   /// Ranking scores [rows, items] of held-out users from their fold-in rows (no dropout).
   virtual torch::Tensor scores(const SparseBatch& fold_in) = 0;
+  /// Logits [rows, items] of a training batch as the likelihood term sees them (the batch's
+  /// dropout and noise applied), with gradient. Needed of a RaCT actor; others throw.
+  virtual torch::Tensor training_logits(const SparseBatch& batch);
+  /// Named figures of a completed pass from its LossTerms::stats summed over every step and
+  /// rank (identical on every rank); they go to metrics.jsonl. The model may keep state from
+  /// them (buffers of module(), so that checkpoints hold it).
+  virtual std::vector<std::pair<std::string, double>> pass_summary(const PassSpec& pass,
+                                                                   const std::vector<double>& sums) {
+    return {};
+  }
   /// Runs on every rank when `pass` ends; true asks the trainer to compare the replicas
   /// (RecVAE refreshes encoder_old here).
   virtual bool after_pass(const PassSpec& pass) { return false; }
@@ -93,7 +114,7 @@ class SingleNetworkModel : public Model {
  public:
   torch::nn::Module& module() override { return *network_; }
   std::vector<ParameterGroup> parameter_groups() override { return {{"network", network_->parameters(), true}}; }
-  std::vector<PassSpec> epoch_schedule() const override { return {{"joint", {0}, 0, dropout_}}; }
+  std::vector<PassSpec> epoch_schedule(int) const override { return {{"joint", {0}, 0, dropout_}}; }
 
  protected:
   /// `dropout`: the input dropout of the joint pass.

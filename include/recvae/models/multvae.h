@@ -38,6 +38,7 @@ class MultVAEModel final : public SingleNetworkModel {
   LossTerms loss(const SparseBatch& batch, const StepContext& ctx) override;
   torch::Tensor regularizer(const StepContext& ctx) override;
   torch::Tensor scores(const SparseBatch& fold_in) override;
+  torch::Tensor training_logits(const SparseBatch& batch) override;
   std::vector<std::pair<std::string, std::int64_t>> shape() const override;
   /// KL weight at global step `step`: min(beta_cap, step / anneal_steps) (beta_cap when anneal_steps is 0).
   double beta_at(std::int64_t step) const;

@@ -99,10 +99,11 @@ class RecVAEModel final : public Model {
   std::string type() const override { return "recvae"; }
   torch::nn::Module& module() override { return *net_; }
   std::vector<ParameterGroup> parameter_groups() override;
-  std::vector<PassSpec> epoch_schedule() const override;
+  std::vector<PassSpec> epoch_schedule(int epoch) const override;
   std::int64_t noise_dim() const override { return net_->shape().latent; }
   LossTerms loss(const SparseBatch& batch, const StepContext& ctx) override;
   torch::Tensor scores(const SparseBatch& fold_in) override { return net_->scores(fold_in); }
+  torch::Tensor training_logits(const SparseBatch& batch) override;
   bool after_pass(const PassSpec& pass) override;
   std::vector<std::pair<std::string, std::int64_t>> shape() const override;
   /// The network (tests inspect and perturb it).

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "recvae/dist/comm.h"
@@ -27,6 +28,7 @@ struct PassStats {
   std::int64_t allreduce_bytes = 0;  ///< bytes all-reduced per step
   bool interrupted = false;          ///< stopped early on a stop request (stop_signal.h)
   std::int64_t next_step = 0;        ///< first step not done (== the pass's steps when complete)
+  std::vector<std::pair<std::string, double>> figures;  ///< Model::pass_summary of a completed pass
 };
 
 /// Where a run continues: step `step` of pass `schedule_index` of epoch `epoch` (0-based).
@@ -63,8 +65,8 @@ class Trainer {
   PassStats train_pass(int epoch, const PassSpec& spec, std::int64_t max_steps = 0, std::int64_t first_step = 0);
   /// The model's end-of-pass hook on every rank, then Note [Snapshot check] if it asks for one.
   void end_pass(const PassSpec& spec);
-  /// The model's epoch schedule.
-  std::vector<PassSpec> schedule();
+  /// The model's schedule of epoch `epoch`.
+  std::vector<PassSpec> schedule(int epoch = 0);
   /// Throws std::runtime_error unless every rank holds bit-identical replicated parameters
   /// (a collective: all ranks must call it).
   void check_replicas_in_sync();

@@ -15,7 +15,7 @@ struct DataConfig {
 
 /// `model:` which model the run trains.
 struct ModelConfig {
-  std::string type = "recvae";  ///< recvae | multvae | multdae | cdae | autorec (models/model.h)
+  std::string type = "recvae";  ///< recvae | multvae | multdae | cdae | autorec | ract (models/model.h)
 };
 
 /// `recvae:` RecVAE's architecture and schedule (spec defaults).
@@ -61,9 +61,21 @@ struct AutoRecConfig {
   double l2 = 1.0;                ///< lambda: the objective's lambda/2 (|W|^2 + |V|^2), spread over the users' batches
 };
 
+/// `ract:` RaCT fine-tuning (Lobel et al. 2020, samlobel/RaCT_CF) of a Mult-VAE or RecVAE actor.
+struct RaCTConfig {
+  std::string actor = "multvae";  ///< multvae | recvae; its own section (multvae: / recvae:) shapes it
+  std::string actor_run;          ///< run directory whose best_model.pt is the starting actor ("": pre-train here)
+  int actor_epochs = 0;           ///< maximum-likelihood epochs of the actor in this run (with no actor_run)
+  int critic_epochs = 50;         ///< critic pre-training epochs, actor fixed (the authors' n_epochs_ac_only)
+  int ac_epochs = 50;             ///< actor-critic epochs (n_epochs_pred_and_ac)
+  double critic_lr = 1e-4;        ///< Adam learning rate of the critic (lr_critic)
+  double actor_lr = 2e-6;         ///< Adam learning rate of the actor in the actor-critic epochs (lr_ac)
+  double critic_l2 = 1e-4;        ///< critic penalty critic_l2 * |theta|^2 / train.batch_size per step
+};
+
 /// `train:` optimisation schedule shared by every model.
 struct TrainConfig {
-  int epochs = 50;                 ///< RecVAE epochs
+  int epochs = -1;                 ///< epochs; unset (-1): 50, for ract the sum of its phases
   std::int64_t batch_size = 500;   ///< global batch size (users), whatever the number of ranks
   double lr = -1;                  ///< Adam learning rate; unset (-1): the model's default (apply_model_defaults)
   double dropout = -1;             ///< input dropout of training (RecVAE: encoder) passes; unset (-1): the model's default
@@ -108,6 +120,7 @@ struct Config {
   MultDAEConfig multdae;
   CDAEConfig cdae;
   AutoRecConfig autorec;
+  RaCTConfig ract;
   TrainConfig train;
   EvalConfig eval;
   OutputConfig output;
@@ -120,7 +133,8 @@ struct Config {
 /// The model types `model.type` accepts, in the order of the docs.
 const std::vector<std::string>& model_types();
 
-/// Fills the shared keys left unset (train.lr, train.dropout: -1) with model.type's defaults.
+/// Fills the shared keys left unset (train.lr, train.dropout, train.epochs: -1) with model.type's
+/// defaults (ract: its actor's lr and dropout, and the sum of its phases' epochs).
 /// parse_config does it; code that builds a Config by hand gets it from the Trainer.
 void apply_model_defaults(Config& config);
 

@@ -1,0 +1,84 @@
+#pragma once
+// RaCT (Lobel et al., ICLR 2020; samlobel/RaCT_CF): ranking-critical training. A critic learns
+// each training user's NDCG@100 from the actor's likelihood term and the counts of the user's
+// seen and unseen items; the actor (Mult-VAE as in the paper, or RecVAE) is then fine-tuned to
+// raise the critic's estimate (Note [RaCT phases] in ract.cpp).
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "recvae/models/model.h"
+
+namespace recvae {
+
+struct Config;
+
+/// NDCG@k of each row of `logits` [rows, items] against the row's unseen items (the non-zeros
+/// the batch's dropout removed from the input), the seen ones (kept) excluded from the ranking.
+/// As the authors' target: binary gains, IDCG of min(k, unseen) hits floored at 0.1, so a row
+/// with nothing unseen scores 0. [rows], no gradient.
+torch::Tensor unseen_ndcg(const torch::Tensor& logits, const SparseBatch& batch, int k = 100);
+
+/// The critic's features per row, [rows, 3]: seen items, unseen items, and the actor's negative
+/// multinomial log-likelihood of the whole row (the authors' actor_error).
+torch::Tensor critic_features(const torch::Tensor& logits, const SparseBatch& batch);
+
+/// The critic: features standardised by fixed moments, then 3 -> 100 -> 100 -> 10 -> 1 with ReLU
+/// and a sigmoid output (an NDCG lies in [0, 1]).
+class CriticImpl : public torch::nn::Module {
+ public:
+  /// Glorot-uniform weights and zero biases (slim.fully_connected's defaults).
+  CriticImpl();
+  /// Estimates [rows] from raw features [rows, 3]. `frozen`: the weights enter as constants, so
+  /// only the features carry gradient (the actor's term of the actor-critic loss).
+  torch::Tensor forward(const torch::Tensor& features, bool frozen = false);
+  /// Sets the standardisation moments (the measuring pass; Note [Critic features]).
+  void set_moments(const torch::Tensor& mean, const torch::Tensor& var);
+  /// Whether the moments have been measured.
+  bool measured() const { return measured_.item<float>() > 0; }
+
+ private:
+  std::vector<torch::nn::Linear> layers_;
+  torch::Tensor mean_, var_, measured_;  // buffers: saved with the model and in checkpoints
+};
+TORCH_MODULE(Critic);
+
+/// RaCT behind the Model interface: the actor's own groups and schedule for its maximum-
+/// likelihood epochs, then a critic group and a second optimiser over the actor's parameters.
+class RaCTModel final : public Model {
+ public:
+  /// Builds the actor (loading it from ract.actor_run when set) and the critic.
+  RaCTModel(const Config& config, const ModelContext& ctx);
+  std::string type() const override { return "ract"; }
+  torch::nn::Module& module() override { return *root_; }
+  std::vector<ParameterGroup> parameter_groups() override;
+  std::vector<PassSpec> epoch_schedule(int epoch) const override;
+  std::int64_t noise_dim() const override { return actor_->noise_dim(); }
+  LossTerms loss(const SparseBatch& batch, const StepContext& ctx) override;
+  torch::Tensor regularizer(const StepContext& ctx) override;
+  torch::Tensor scores(const SparseBatch& fold_in) override { return actor_->scores(fold_in); }
+  bool after_pass(const PassSpec& pass) override;
+  std::vector<std::pair<std::string, double>> pass_summary(const PassSpec& pass,
+                                                           const std::vector<double>& sums) override;
+  std::vector<std::pair<std::string, std::int64_t>> shape() const override;
+  /// The actor (tests).
+  Model& actor() { return *actor_; }
+  /// The critic (tests).
+  Critic& critic() { return critic_; }
+
+ private:
+  void load_actor(const std::string& run_dir, const std::string& actor_type, const torch::Device& device);
+
+  std::unique_ptr<Model> actor_;
+  Critic critic_{nullptr};
+  std::shared_ptr<torch::nn::Module> root_;  // children "actor" (the actor's module) and "critic"
+  int actor_epochs_, critic_epochs_;
+  int critic_group_, ac_group_;
+  double dropout_, critic_lr_, actor_lr_, critic_l2_, batch_size_;
+};
+
+}  // namespace recvae
