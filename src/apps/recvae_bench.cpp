@@ -112,6 +112,37 @@ int run(int argc, char** argv) {
   const std::int64_t steps_per_pass = (users + config.train.batch_size - 1) / config.train.batch_size;
 
   using Clock = std::chrono::steady_clock;
+  if (trainer.model().fit_candidates() > 0) {  // closed-form models: time the first fit and an evaluation
+    comm->barrier();
+    const auto t0 = Clock::now();
+    const std::string name = trainer.fit(0);
+    double fit_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    comm->allreduce_sum_host(&fit_s, 1);  // mean over ranks
+    fit_s /= comm->size();
+    const auto te = Clock::now();
+    const std::int64_t eval_users = eval ? trainer.evaluate(false).users : 0;
+    const double eval_s = std::chrono::duration<double>(Clock::now() - te).count();
+    double rss = peak_rss_gb();
+    comm->allreduce_sum_host(&rss, 1);
+    if (root) {
+      std::printf("recvae_bench: model %s (%s), %s, %lld train users x %lld items, %d rank(s), %d thread(s) per rank\n",
+                  config.model.type.c_str(), name.c_str(), tmp_file.empty() ? data.c_str() : (preset + " shape").c_str(),
+                  static_cast<long long>(users), static_cast<long long>(trainer.num_items()), comm->size(),
+                  torch::get_num_threads());
+      std::printf("  %-28s %10.2f s\n", "fit", fit_s);
+      if (eval) std::printf("  %-28s %10.0f users/s\n", "evaluation", eval_users / std::max(eval_s, 1e-9));
+      std::printf("  %-28s %10.2f GB (sum over ranks)\n", "peak host memory", rss);
+      if (!json_path.empty()) {
+        recvae::JsonObject j;
+        j.add("data", tmp_file.empty() ? data : preset).add("model", config.model.type).add("fit", name)
+            .add("train_users", users).add("items", trainer.num_items()).add("world_size", comm->size())
+            .add("fit_seconds", fit_s).add("peak_host_memory_gb", rss);
+        std::ofstream(json_path) << j.str() << "\n";
+      }
+    }
+    if (root && !tmp_file.empty()) std::filesystem::remove(tmp_file);
+    return 0;
+  }
   // A pass truncated to `steps` steps, after a warm-up pass: the time per step includes the
   // per-pass permutation and the periodic loss checks, as in training.
   auto time_steps = [&](const recvae::PassSpec& spec, std::int64_t& bytes) {
@@ -127,12 +158,17 @@ int run(int argc, char** argv) {
     comm->allreduce_sum_host(&ms, 1);  // mean over ranks
     return ms / comm->size();
   };
-  // One timing per phase of the model's schedule (RecVAE: encoder, decoder; the others: joint).
-  const std::vector<recvae::PassSpec> schedule = trainer.schedule();
+  // One timing per phase of the model's schedules (RecVAE: encoder, decoder; RaCT: its actor's,
+  // then critic_features, critic, actor_critic; the others: joint), in the order a run meets
+  // them (RaCT's critic needs the moments its measuring pass sets).
+  const std::vector<recvae::PassSpec> schedule = trainer.schedule(0);
+  std::vector<recvae::PassSpec> every_phase;
+  for (int e = 0; e < std::max(1, config.train.epochs); ++e)
+    for (const auto& spec : trainer.schedule(e)) every_phase.push_back(spec);
   std::vector<std::string> phases;
   std::vector<double> phase_ms;
   std::vector<std::int64_t> phase_bytes;
-  for (const auto& spec : schedule) {
+  for (const auto& spec : every_phase) {
     if (std::find(phases.begin(), phases.end(), spec.phase) != phases.end()) continue;
     std::int64_t bytes = 0;
     phase_ms.push_back(time_steps(spec, bytes));

@@ -4,6 +4,7 @@
 
 #include "recvae/models/autorec.h"
 #include "recvae/models/cdae.h"
+#include "recvae/models/ease.h"
 #include "recvae/models/multdae.h"
 #include "recvae/models/multvae.h"
 #include "recvae/models/ract.h"
@@ -31,13 +32,29 @@ namespace recvae {
 //    trainer adds up over a pass and all ranks and hands back (pass_summary: RaCT's feature
 //    moments and critic error), and the numbers that fix its shapes, which a checkpoint must
 //    match.
+// A closed-form model (EASE) has no groups and no passes: it reports fit_candidates() and the
+// trainer fits and evaluates each candidate in turn (Note [Closed-form models]).
 // Everything else (sharding, batches and their randomness, gradient sync, optimisers,
 // evaluation, best-epoch selection, checkpoints, signals, the run directory) is the trainer's
 // and is the same for every model.
 
+std::string Model::fit(int, const FitContext&) {
+  throw std::logic_error("model.type " + type() + " is trained by passes, not fitted in closed form");
+}
+
 torch::Tensor Model::training_logits(const SparseBatch&) {
   throw std::logic_error("model.type " + type() + " cannot be a RaCT actor (it has no multinomial likelihood)");
 }
+
+// Note [Closed-form models]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~
+// EASE is not trained by steps: it is solved from G = X^T X (Note [Distributed Gram] in
+// gram.cpp). It has no parameter groups and no passes; instead it names a number of candidate
+// fits (one per lambda), and the trainer fits and evaluates each as it would an epoch (one line
+// per candidate in metrics.jsonl, the best on validation NDCG@100 is tested and saved). The fit
+// is a collective: the Gram reduction goes through the communicator, then every rank solves the
+// same reduced G, so the replicas agree without a broadcast. The model keeps one fit; the trainer
+// fits the best candidate again when it was not the last.
 
 std::unique_ptr<Model> make_model(const Config& c, const ModelContext& ctx) {
   const std::string& t = c.model.type;
@@ -48,6 +65,7 @@ std::unique_ptr<Model> make_model(const Config& c, const ModelContext& ctx) {
   if (t == "cdae") return std::make_unique<CDAEModel>(c.cdae, dropout, ctx);
   if (t == "autorec") return std::make_unique<AutoRecModel>(c.autorec, dropout, ctx);
   if (t == "ract") return std::make_unique<RaCTModel>(c, ctx);
+  if (t == "ease") return std::make_unique<EASEModel>(c.ease, ctx);
   std::string list;
   for (const auto& name : model_types()) list += (list.empty() ? "" : ", ") + name;
   throw InputError("unknown model.type '" + t + "' (valid: " + list + ")");

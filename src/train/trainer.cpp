@@ -1,6 +1,7 @@
 #include "recvae/train/trainer.h"
 
 #include <malloc.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -33,6 +34,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double peak_host_memory_gb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) * 1024.0 / 1e9;  // ru_maxrss is in KiB on Linux
+}
 
 HeldOutShard load_held_out(const SplitFile& file, const char* fold_in, const char* holdout, int rank, int size) {
   const RowRange r = shard_of(file, fold_in, rank, size);
@@ -214,6 +221,11 @@ Trainer::~Trainer() = default;
 Model& Trainer::model() { return *impl_->model; }
 std::int64_t Trainer::num_items() const { return impl_->items; }
 std::int64_t Trainer::global_step() const { return impl_->global_step; }
+std::string Trainer::fit(int candidate) {
+  Impl& s = *impl_;
+  return s.model->fit(candidate, FitContext{s.train, s.train_range.lo, s.comm, s.threads});
+}
+
 std::vector<PassSpec> Trainer::schedule(int epoch) { return impl_->model->epoch_schedule(epoch); }
 torch::Device Trainer::device() const { return impl_->device; }
 std::int64_t Trainer::num_train_users() const { return impl_->train_users; }
@@ -588,7 +600,40 @@ RunResult Trainer::run(bool resume) {
                    result.popularity_validation.mean_ndcg100(), result.popularity_test.mean_ndcg100());
   }
 
-  for (int epoch = pos.epoch; epoch < tc.epochs; ++epoch) {
+  // Note [Closed-form models] (model.cpp): every candidate is fitted and evaluated as an epoch
+  // would be; the model keeps only its latest fit, so the best one is fitted again at the end.
+  const int candidates = s.model->fit_candidates();
+  std::string best_fit;
+  if (candidates > 0) {
+    std::vector<std::string> names;
+    for (int i = 0; i < candidates; ++i) {
+      const auto t0 = Clock::now();
+      names.push_back(fit(i));
+      const double fit_seconds = seconds_since(t0);
+      const auto te = Clock::now();
+      const MetricSums val = evaluate(false);
+      const bool improved = s.best_epoch < 0 || val.mean_ndcg100() > s.best_validation.mean_ndcg100();
+      if (improved) {
+        s.best_epoch = i + 1;
+        s.best_validation = val;
+      }
+      double memory = peak_host_memory_gb();
+      s.comm.allreduce_sum_host(&memory, 1);
+      JsonObject rec;
+      rec.add("epoch", i + 1).add("fit", names.back()).add("validation", metrics_json(val));
+      rec.add("fit_seconds", fit_seconds).add("eval_seconds", seconds_since(te));
+      rec.add("peak_host_memory_gb_sum_over_ranks", memory).add("world_size", s.comm.size());
+      log.append_epoch(rec);
+      if (s.root)
+        std::fprintf(stderr, "fit %d/%d %s: validation ndcg@100 %.4f recall@20 %.4f recall@50 %.4f%s (fit %.1f s, peak host memory %.2f GB over all ranks)\n",
+                     i + 1, candidates, names.back().c_str(), val.mean_ndcg100(), val.mean_recall20(),
+                     val.mean_recall50(), improved ? " *best*" : "", fit_seconds, memory);
+    }
+    best_fit = names[static_cast<size_t>(s.best_epoch - 1)];
+    if (s.best_epoch != candidates) fit(s.best_epoch - 1);
+  }
+  const int last_epoch = candidates > 0 ? pos.epoch : tc.epochs;
+  for (int epoch = pos.epoch; epoch < last_epoch; ++epoch) {
     const std::vector<PassSpec> schedule = s.model->epoch_schedule(epoch);
     JsonObject rec;
     rec.add("epoch", epoch + 1);
@@ -691,7 +736,8 @@ RunResult Trainer::run(bool resume) {
   }
 
   JsonObject fin;
-  fin.add("model", s.model->type()).add("best_epoch", result.best_epoch).add("epochs", tc.epochs);
+  fin.add("model", s.model->type()).add("best_epoch", result.best_epoch).add("epochs", candidates > 0 ? candidates : tc.epochs);
+  if (!best_fit.empty()) fin.add("best_fit", best_fit);
   fin.add("ndcg@100", result.test.mean_ndcg100())
       .add("recall@20", result.test.mean_recall20())
       .add("recall@50", result.test.mean_recall50())

@@ -75,6 +75,29 @@ class Schema {
     num("ract.actor_lr", c.ract.actor_lr, 0.0, 1e3, true);
     num("ract.critic_l2", c.ract.critic_l2, 0.0, 1e6);
 
+    fields_["ease.lambda"] = {
+        [this, &c](const YAML::Node& n, const std::string& key) {
+          c.ease.lambda.clear();
+          auto add = [&](const YAML::Node& v) {
+            const double l = scalar<double>(v, key, "a number or a list of numbers");
+            if (!(l > 0) || !std::isfinite(l)) fail(key, "every lambda must be a finite number > 0");
+            c.ease.lambda.push_back(l);
+          };
+          if (n.IsSequence()) {
+            for (const auto& v : n) add(v);
+          } else {
+            add(n);
+          }
+          if (c.ease.lambda.empty()) fail(key, "expected at least one lambda");
+        },
+        [&c] {
+          YAML::Node n(YAML::NodeType::Sequence);
+          for (double l : c.ease.lambda) n.push_back(l);
+          n.SetStyle(YAML::EmitterStyle::Flow);
+          return n;
+        }};
+    num("ease.memory_limit_gb", c.ease.memory_limit_gb, 0.0, 1e9);
+
     num("autorec.hidden_dim", c.autorec.hidden_dim, 1, 1 << 20);
     num("autorec.l2", c.autorec.l2, 0.0, 1e9);
 
@@ -256,7 +279,7 @@ void apply_model_defaults(Config& c) {
 }
 
 const std::vector<std::string>& model_types() {
-  static const std::vector<std::string> types{"recvae", "multvae", "multdae", "cdae", "autorec", "ract"};
+  static const std::vector<std::string> types{"recvae", "multvae", "multdae", "cdae", "autorec", "ract", "ease"};
   return types;
 }
 

@@ -15,6 +15,8 @@
 namespace recvae {
 
 struct Config;
+struct CsrMatrix;
+class Communicator;
 
 /// Loss of the local part of one global batch.
 struct LossTerms {
@@ -66,6 +68,14 @@ struct ModelContext {
   torch::Device device{torch::kCPU};  ///< compute device
 };
 
+/// What a closed-form model is fitted from (Note [Closed-form models] in model.cpp).
+struct FitContext {
+  const CsrMatrix& train;         ///< this rank's training rows
+  std::int64_t first_row = 0;     ///< global index of its first row
+  Communicator& comm;             ///< all ranks (every fit is a collective)
+  int threads = 1;                ///< host threads of this rank
+};
+
 /// A model the trainer can train data-parallel. Implementations: models/<type>.h.
 class Model {
  public:
@@ -100,6 +110,12 @@ class Model {
   /// Runs on every rank when `pass` ends; true asks the trainer to compare the replicas
   /// (RecVAE refreshes encoder_old here).
   virtual bool after_pass(const PassSpec& pass) { return false; }
+  /// Closed-form models (EASE): the number of candidate fits, each evaluated on validation
+  /// (EASE: one per lambda); 0 for models trained by passes.
+  virtual int fit_candidates() const { return 0; }
+  /// Fits candidate `candidate` from every rank's training rows (a collective: every rank calls
+  /// it with the same candidate) and returns its name for the logs ("lambda=500").
+  virtual std::string fit(int candidate, const FitContext& ctx);
   /// Numbers that fix the parameter shapes; a checkpoint with other values is refused.
   virtual std::vector<std::pair<std::string, std::int64_t>> shape() const = 0;
 

@@ -65,6 +65,9 @@ class Trainer {
   PassStats train_pass(int epoch, const PassSpec& spec, std::int64_t max_steps = 0, std::int64_t first_step = 0);
   /// The model's end-of-pass hook on every rank, then Note [Snapshot check] if it asks for one.
   void end_pass(const PassSpec& spec);
+  /// Fits candidate `candidate` of a closed-form model (Note [Closed-form models]; a collective)
+  /// and returns its name.
+  std::string fit(int candidate);
   /// The model's schedule of epoch `epoch`.
   std::vector<PassSpec> schedule(int epoch = 0);
   /// Throws std::runtime_error unless every rank holds bit-identical replicated parameters

@@ -15,7 +15,7 @@ struct DataConfig {
 
 /// `model:` which model the run trains.
 struct ModelConfig {
-  std::string type = "recvae";  ///< recvae | multvae | multdae | cdae | autorec | ract (models/model.h)
+  std::string type = "recvae";  ///< recvae | multvae | multdae | cdae | autorec | ract | ease (models/model.h)
 };
 
 /// `recvae:` RecVAE's architecture and schedule (spec defaults).
@@ -73,6 +73,12 @@ struct RaCTConfig {
   double critic_l2 = 1e-4;        ///< critic penalty critic_l2 * |theta|^2 / train.batch_size per step
 };
 
+/// `ease:` EASE (Steck 2019), fitted in closed form from the distributed Gram matrix.
+struct EASEConfig {
+  std::vector<double> lambda{500.0};  ///< L2 weights to fit; the best on validation NDCG@100 is kept
+  double memory_limit_gb = 0;         ///< refuse a fit needing more host memory per rank; 0: 80% of the node's
+};
+
 /// `train:` optimisation schedule shared by every model.
 struct TrainConfig {
   int epochs = -1;                 ///< epochs; unset (-1): 50, for ract the sum of its phases
@@ -121,6 +127,7 @@ struct Config {
   CDAEConfig cdae;
   AutoRecConfig autorec;
   RaCTConfig ract;
+  EASEConfig ease;
   TrainConfig train;
   EvalConfig eval;
   OutputConfig output;

@@ -1,0 +1,131 @@
+// EASE (models/ease.h) and the Gram matrix it is solved from (models/gram.h): the Gram against
+// a dense product for any thread count, B against a dense solve with its zero diagonal, the
+// lambda grid keeping the validation-best fit, and bad input.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "../common/fixtures.h"
+#include "../test_util.h"
+#include "recvae/data/csr.h"
+#include "recvae/dist/comm.h"
+#include "recvae/models/ease.h"
+#include "recvae/models/gram.h"
+#include "recvae/train/trainer.h"
+#include "recvae/util/config.h"
+#include "recvae/util/error.h"
+
+namespace recvae {
+namespace {
+
+// A random binary CSR matrix and its dense copy.
+std::pair<CsrMatrix, torch::Tensor> random_rows(std::int64_t rows, std::int64_t cols, double density, int seed) {
+  torch::manual_seed(seed);
+  auto dense = (torch::rand({rows, cols}) < density).to(torch::kFloat32);
+  CsrMatrix m = CsrMatrix::empty(0, cols);
+  m.rows = rows;
+  m.indptr = {0};
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (std::int32_t c = 0; c < cols; ++c)
+      if (dense[r][c].item<float>() != 0) {
+        m.indices.push_back(c);
+        m.data.push_back(1.f);
+      }
+    m.indptr.push_back(m.nnz());
+  }
+  return {m, dense};
+}
+
+TEST(Gram, EqualsTheDenseProductForAnyThreadCount) {
+  auto [m, x] = random_rows(60, 25, 0.2, 3);
+  auto want = x.to(torch::kFloat64).t().matmul(x.to(torch::kFloat64));
+  auto one = local_gram(m, 1);
+  EXPECT_TRUE(torch::equal(one, want));
+  EXPECT_TRUE(torch::equal(local_gram(m, 3), one));
+  EXPECT_TRUE(torch::equal(local_gram(m, 64), one));  // more threads than items
+}
+
+TEST(EASE, WeightsMatchADenseSolveAndHaveAZeroDiagonal) {
+  auto [m, x] = random_rows(80, 20, 0.25, 4);
+  auto g = x.to(torch::kFloat64).t().matmul(x.to(torch::kFloat64));
+  const double lambda = 3.0;
+  auto b = ease_weights(g, lambda);
+  auto p = torch::inverse(g + lambda * torch::eye(20, torch::kFloat64));
+  auto want = torch::eye(20, torch::kFloat64) - p / p.diagonal().unsqueeze(0);
+  want.diagonal().zero_();
+  EXPECT_TRUE(torch::allclose(b, want, 1e-9, 1e-12)) << (b - want).abs().max().item<double>();
+  EXPECT_EQ(b.diagonal().abs().max().item<double>(), 0.0);
+  // The stationarity condition of Steck's objective off the diagonal: (G + lambda I) B = G - P diag(mu).
+  auto r = (g + lambda * torch::eye(20, torch::kFloat64)).matmul(b) - g;
+  auto off = r - torch::diag(r.diagonal());
+  EXPECT_LT(off.abs().max().item<double>(), 1e-8);
+}
+
+TEST(EASE, ASingularSystemIsAnInputErrorNamingLambda) {
+  // Three items always bought together: G has rank 1, and lambda vanishes next to its entries.
+  auto g = torch::full({3, 3}, 1e20, torch::kFloat64);
+  try {
+    ease_weights(g, 1e-10);
+    FAIL() << "solved a singular system";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("raise ease.lambda"), std::string::npos) << e.what();
+  }
+}
+
+TEST(EASE, BadLambdaAndAMemoryLimitAreConfigErrors) {
+  auto err = [](const std::string& yaml) {
+    try {
+      Config c = parse_config(yaml, "t.yaml");
+      ModelContext ctx;
+      ctx.items = 50000;
+      make_model(c, ctx);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(err("data: {path: x}\nmodel: {type: ease}\nease: {lambda: [100, -1]}").find("every lambda must be"),
+            std::string::npos);
+  EXPECT_NE(err("data: {path: x}\nmodel: {type: ease}\nease: {lambda: []}").find("at least one lambda"),
+            std::string::npos);
+  EXPECT_NE(err("data: {path: x}\nmodel: {type: ease}\nease: {memory_limit_gb: 1}").find("ease.memory_limit_gb"),
+            std::string::npos);
+  Config c = parse_config("data: {path: x}\nmodel: {type: ease}\nease: {lambda: 250}", "t.yaml");
+  EXPECT_EQ(c.ease.lambda, std::vector<double>{250.0});
+  EXPECT_EQ(parse_config(c.to_yaml(), "back.yaml").ease.lambda, std::vector<double>{250.0});
+}
+
+TEST(EASE, TheLambdaGridKeepsTheValidationBestAndBeatsPopularity) {
+  const std::string dir = testing::scratch_dir("ease");
+  const std::string data = testing::make_synthetic_split(dir, 1200, 300, 150, 7);
+  auto comm = make_mpi_communicator();
+  const std::vector<double> grid{0.5, 50, 5000};
+  Config c = testing::small_config(data, dir + "/grid");
+  c.model.type = "ease";
+  c.ease.lambda = grid;
+  RunResult all = Trainer(c, *comm).run();
+  double best = -1;
+  int best_at = -1;
+  std::vector<double> test_ndcg;
+  for (size_t i = 0; i < grid.size(); ++i) {
+    Config one = c;
+    one.ease.lambda = {grid[i]};
+    one.output.dir = dir + "/one_" + std::to_string(i);
+    RunResult r = Trainer(one, *comm).run();
+    test_ndcg.push_back(r.test.ndcg100);
+    if (r.best_validation.mean_ndcg100() > best) {
+      best = r.best_validation.mean_ndcg100();
+      best_at = static_cast<int>(i) + 1;
+    }
+  }
+  EXPECT_EQ(all.test.ndcg100, test_ndcg[static_cast<size_t>(best_at - 1)]);  // the best fit is the one tested
+  EXPECT_EQ(all.best_epoch, best_at);
+  EXPECT_EQ(all.best_validation.mean_ndcg100(), best);
+  EXPECT_NE(best_at, 1);  // the smallest lambda is not the answer: the grid matters here
+  EXPECT_GT(all.test.mean_ndcg100(), all.popularity_test.mean_ndcg100() + 0.05);
+}
+
+}  // namespace
+}  // namespace recvae
