@@ -5,6 +5,7 @@
 #include "recvae/models/autorec.h"
 #include "recvae/models/cdae.h"
 #include "recvae/models/ease.h"
+#include "recvae/models/slim.h"
 #include "recvae/models/multdae.h"
 #include "recvae/models/multvae.h"
 #include "recvae/models/ract.h"
@@ -66,6 +67,7 @@ std::unique_ptr<Model> make_model(const Config& c, const ModelContext& ctx) {
   if (t == "autorec") return std::make_unique<AutoRecModel>(c.autorec, dropout, ctx);
   if (t == "ract") return std::make_unique<RaCTModel>(c, ctx);
   if (t == "ease") return std::make_unique<EASEModel>(c.ease, ctx);
+  if (t == "slim") return std::make_unique<SLIMModel>(c.slim, ctx);
   std::string list;
   for (const auto& name : model_types()) list += (list.empty() ? "" : ", ") + name;
   throw InputError("unknown model.type '" + t + "' (valid: " + list + ")");

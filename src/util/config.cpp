@@ -98,6 +98,12 @@ class Schema {
         }};
     num("ease.memory_limit_gb", c.ease.memory_limit_gb, 0.0, 1e9);
 
+    num("slim.l1", c.slim.l1, 0.0, 1e12);
+    num("slim.l2", c.slim.l2, 0.0, 1e12);
+    num("slim.max_sweeps", c.slim.max_sweeps, 1, 1000000);
+    num("slim.tolerance", c.slim.tolerance, 0.0, 1e6, true);
+    num("slim.memory_limit_gb", c.slim.memory_limit_gb, 0.0, 1e9);
+
     num("autorec.hidden_dim", c.autorec.hidden_dim, 1, 1 << 20);
     num("autorec.l2", c.autorec.l2, 0.0, 1e9);
 
@@ -279,7 +285,7 @@ void apply_model_defaults(Config& c) {
 }
 
 const std::vector<std::string>& model_types() {
-  static const std::vector<std::string> types{"recvae", "multvae", "multdae", "cdae", "autorec", "ract", "ease"};
+  static const std::vector<std::string> types{"recvae", "multvae", "multdae", "cdae", "autorec", "ract", "ease", "slim"};
   return types;
 }
 

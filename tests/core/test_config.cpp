@@ -87,7 +87,7 @@ TEST(Config, ShippedConfigsParse) {
   for (const char* name : {"quickstart", "ml-20m", "netflix", "msd", "gowalla"}) {
     const std::string path = std::string(RECVAE_SOURCE_DIR) + "/configs/" + name + ".yaml";
     EXPECT_NO_THROW(load_config(path)) << path;
-    for (const char* type : {"multvae", "multdae", "cdae", "autorec", "ease"}) {
+    for (const char* type : {"multvae", "multdae", "cdae", "autorec", "ease", "slim"}) {
       const std::string per_model = std::string(RECVAE_SOURCE_DIR) + "/configs/" + type + "/" + name + ".yaml";
       Config c;
       EXPECT_NO_THROW(c = load_config(per_model)) << per_model;

@@ -15,7 +15,7 @@ struct DataConfig {
 
 /// `model:` which model the run trains.
 struct ModelConfig {
-  std::string type = "recvae";  ///< recvae | multvae | multdae | cdae | autorec | ract | ease (models/model.h)
+  std::string type = "recvae";  ///< recvae | multvae | multdae | cdae | autorec | ract | ease | slim (models/model.h)
 };
 
 /// `recvae:` RecVAE's architecture and schedule (spec defaults).
@@ -79,6 +79,15 @@ struct EASEConfig {
   double memory_limit_gb = 0;         ///< refuse a fit needing more host memory per rank; 0: 80% of the node's
 };
 
+/// `slim:` SLIM (Ning and Karypis 2011), solved column by column on the distributed Gram matrix.
+struct SLIMConfig {
+  double l1 = 1.0;            ///< L1 weight of every column's regression
+  double l2 = 10.0;           ///< L2 weight
+  int max_sweeps = 100;       ///< coordinate-descent sweeps per column at most
+  double tolerance = 1e-4;    ///< a column is done when no weight moves by more in a sweep
+  double memory_limit_gb = 0; ///< refuse a fit whose Gram matrix needs more per rank; 0: no limit
+};
+
 /// `train:` optimisation schedule shared by every model.
 struct TrainConfig {
   int epochs = -1;                 ///< epochs; unset (-1): 50, for ract the sum of its phases
@@ -128,6 +137,7 @@ struct Config {
   AutoRecConfig autorec;
   RaCTConfig ract;
   EASEConfig ease;
+  SLIMConfig slim;
   TrainConfig train;
   EvalConfig eval;
   OutputConfig output;

@@ -1,6 +1,7 @@
-// EASE (models/ease.h) and the Gram matrix it is solved from (models/gram.h): the Gram against
-// a dense product for any thread count, B against a dense solve with its zero diagonal, the
-// lambda grid keeping the validation-best fit, and bad input.
+// The models solved from the Gram matrix (models/gram.h): the Gram against a dense product for
+// any thread count; EASE's B against a dense solve with its zero diagonal, the lambda grid
+// keeping the validation-best fit, bad input; SLIM's columns against a brute-force solver and
+// the KKT conditions, and a whole run.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -13,6 +14,7 @@
 #include "recvae/dist/comm.h"
 #include "recvae/models/ease.h"
 #include "recvae/models/gram.h"
+#include "recvae/models/slim.h"
 #include "recvae/train/trainer.h"
 #include "recvae/util/config.h"
 #include "recvae/util/error.h"
@@ -125,6 +127,59 @@ TEST(EASE, TheLambdaGridKeepsTheValidationBestAndBeatsPopularity) {
   EXPECT_EQ(all.best_validation.mean_ndcg100(), best);
   EXPECT_NE(best_at, 1);  // the smallest lambda is not the answer: the grid matters here
   EXPECT_GT(all.test.mean_ndcg100(), all.popularity_test.mean_ndcg100() + 0.05);
+}
+
+// Projected gradient descent on the same objective, run to convergence: the brute-force reference.
+torch::Tensor slim_brute_force(const torch::Tensor& g, std::int64_t j, double l1, double l2) {
+  const std::int64_t n = g.size(0);
+  auto w = torch::zeros({n}, torch::kFloat64);
+  const double step = 1.0 / (torch::linalg_eigvalsh(g).max().item<double>() + l2);
+  for (int it = 0; it < 20000; ++it) {
+    auto grad = g.matmul(w) - g.select(1, j) + l2 * w + l1;
+    w = (w - step * grad).clamp_min(0);
+    w[j] = 0;
+  }
+  return w;
+}
+
+TEST(SLIM, ColumnsMatchABruteForceSolverAndSatisfyKKT) {
+  auto [m, x] = random_rows(40, 8, 0.35, 6);
+  auto g = x.to(torch::kFloat64).t().matmul(x.to(torch::kFloat64));
+  const double l1 = 0.5, l2 = 2.0;
+  for (std::int64_t j = 0; j < 8; ++j) {
+    SparseColumn c = slim_column(g, j, l1, l2, 10000, 1e-12);
+    auto w = torch::zeros({8}, torch::kFloat64);
+    for (size_t p = 0; p < c.rows.size(); ++p) {
+      EXPECT_GT(c.values[p], 0.0f);
+      EXPECT_NE(c.rows[p], j) << "the diagonal stays zero";
+      w[c.rows[p]] = c.values[p];
+    }
+    EXPECT_TRUE(torch::allclose(w, slim_brute_force(g, j, l1, l2), 1e-4, 1e-5)) << "column " << j;
+    // KKT: the gradient vanishes on the support and is >= 0 (within float rounding) off it.
+    auto grad = g.matmul(w) - g.select(1, j) + l2 * w + l1;
+    for (std::int64_t k = 0; k < 8; ++k) {
+      if (k == j) continue;
+      if (w[k].item<double>() > 0)
+        EXPECT_NEAR(grad[k].item<double>(), 0.0, 1e-4) << "column " << j << ", item " << k;
+      else
+        EXPECT_GE(grad[k].item<double>(), -1e-4) << "column " << j << ", item " << k;
+    }
+  }
+}
+
+TEST(SLIM, ARunBeatsPopularityAndItsWeightsAreTheColumnSolutions) {
+  const std::string dir = testing::scratch_dir("slim");
+  const std::string data = testing::make_synthetic_split(dir, 1200, 300, 150, 7);
+  auto comm = make_mpi_communicator();
+  Config c = testing::small_config(data, dir + "/run");
+  c.model.type = "slim";
+  Trainer t(c, *comm);
+  RunResult r = t.run();
+  EXPECT_GT(r.test.mean_ndcg100(), r.popularity_test.mean_ndcg100() + 0.05);
+  auto w = dynamic_cast<SLIMModel&>(t.model()).dense_weights();
+  EXPECT_EQ(w.diagonal().abs().max().item<float>(), 0.0f);
+  EXPECT_GE(w.min().item<float>(), 0.0f);
+  EXPECT_GT((w > 0).sum().item<std::int64_t>(), 300);  // not empty
 }
 
 }  // namespace

@@ -1,0 +1,60 @@
+#pragma once
+// SLIM (Ning and Karypis, ICDM 2011): a sparse, non-negative item-item matrix W with a zero
+// diagonal, one column per item, each the solution of an elastic-net regression of the item's
+// column of X on the others, solved on the Gram matrix (Note [SLIM on the Gram matrix]).
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "recvae/models/model.h"
+
+namespace recvae {
+
+struct SLIMConfig;
+
+/// The non-zeros of one column of W.
+struct SparseColumn {
+  std::vector<std::int32_t> rows;  ///< item of each non-zero, ascending
+  std::vector<float> values;       ///< its weight (> 0)
+  int sweeps = 0;                  ///< coordinate-descent sweeps used
+};
+
+/// Column j of SLIM from G = X^T X (float64 [n, n]): argmin over w >= 0 with w_j = 0 of
+/// 1/2 |x_j - X w|^2 + l2/2 |w|^2 + l1 sum(w), by cyclic coordinate descent until no weight
+/// moves by more than `tolerance` in a sweep (at most `max_sweeps`).
+SparseColumn slim_column(const torch::Tensor& gram, std::int64_t j, double l1, double l2, int max_sweeps,
+                         double tolerance);
+
+/// SLIM behind the Model interface: a closed-form model (Note [Closed-form models]) whose item
+/// columns are split across the ranks and gathered for evaluation.
+class SLIMModel final : public Model {
+ public:
+  /// Checks that G fits in slim.memory_limit_gb.
+  SLIMModel(const SLIMConfig& config, const ModelContext& ctx);
+  std::string type() const override { return "slim"; }
+  torch::nn::Module& module() override { return *module_; }
+  std::vector<ParameterGroup> parameter_groups() override { return {}; }
+  std::vector<PassSpec> epoch_schedule(int) const override { return {}; }
+  LossTerms loss(const SparseBatch& batch, const StepContext& ctx) override;
+  torch::Tensor scores(const SparseBatch& fold_in) override;
+  int fit_candidates() const override { return 1; }
+  std::string fit(int candidate, const FitContext& ctx) override;
+  std::vector<std::pair<std::string, std::int64_t>> shape() const override { return {{"items", items_}}; }
+  /// W as a dense [items, items] matrix (tests; small item counts only).
+  torch::Tensor dense_weights() const;
+
+ private:
+  std::shared_ptr<torch::nn::Module> module_;  // buffers W_rows, W_cols, W_values: saved as best_model.pt
+  torch::Tensor rows_, cols_, values_;
+  torch::Tensor transposed_;  // sparse W^T, for scores
+  double l1_, l2_, tolerance_;
+  int max_sweeps_;
+  std::int64_t items_;
+  torch::Device device_;
+};
+
+}  // namespace recvae
