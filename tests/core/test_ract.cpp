@@ -240,25 +240,24 @@ TEST_F(RaCTRun, StartsFromAnActorRunAndRefusesAMismatchedOne) {
   // The loaded actor scores as the best model of the actor run did.
   EXPECT_NEAR(t.evaluate(true).mean_ndcg100(), trained.test.mean_ndcg100(), 1e-6);
 
+  // The InputError a trainer of `bad` throws ("" when it starts).
+  auto refusal = [&](const Config& bad) -> std::string {
+    try {
+      Trainer t(bad, *comm);
+    } catch (const InputError& e) {
+      return e.what();
+    }
+    return "";
+  };
   Config wider = c;
   wider.multvae.hidden_dim = 65;
-  try {
-    Trainer bad(wider, *comm);
-    FAIL() << "loaded an actor of another shape";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("must match the run that trained it"), std::string::npos) << e.what();
-  }
+  EXPECT_NE(refusal(wider).find("must match the run that trained it"), std::string::npos) << refusal(wider);
   Config other = c;
   other.ract.actor = "recvae";
-  try {
-    Trainer bad(other, *comm);
-    FAIL() << "loaded a multvae run as a recvae actor";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("is a multvae run, but ract.actor is recvae"), std::string::npos) << e.what();
-  }
+  EXPECT_NE(refusal(other).find("is a multvae run, but ract.actor is recvae"), std::string::npos) << refusal(other);
   Config missing = c;
   missing.ract.actor_run = actor_dir + "/nowhere";
-  EXPECT_THROW((Trainer{missing, *comm}), InputError);
+  EXPECT_NE(refusal(missing).find("best_model.pt not found"), std::string::npos) << refusal(missing);
 }
 
 TEST_F(RaCTRun, ARecVAEActorKeepsItsOwnScheduleThenTheCriticTakesOver) {

@@ -303,11 +303,26 @@ TEST_P(DistributedModels, ParametersEqualSingleProcessAfterSteps) {
 INSTANTIATE_TEST_SUITE_P(Family, DistributedModels, ::testing::Values("multvae", "multdae", "cdae", "autorec", "ract"),
                          [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
+// A whole run of `c` at the world size and the same run in one process (its own directory),
+// the trainers kept for inspection.
+struct SideBySide {
+  std::unique_ptr<Communicator> world = make_mpi_communicator(), self = make_mpi_self_communicator();
+  std::unique_ptr<Trainer> dist_trainer, single_trainer;
+  RunResult dist, single;
+  explicit SideBySide(Config c) {
+    c.eval.popularity_baseline = false;
+    dist_trainer = std::make_unique<Trainer>(c, *world);
+    dist = dist_trainer->run();
+    c.output.dir += "/single_" + std::to_string(world_rank());
+    single_trainer = std::make_unique<Trainer>(c, *self);
+    single = single_trainer->run();
+  }
+};
+
 // EASE (Note [Distributed Gram]): the reduced Gram matrix equals the whole training matrix's
 // product exactly, even through tiny reduction slices, and a fit at N ranks equals one process.
 TEST(DistributedEASE, GramAndFitEqualSingleProcess) {
   auto world = make_mpi_communicator();
-  auto self = make_mpi_self_communicator();
   SplitFile file(data_file());
   const RowRange r = shard_of(file, split::kTrain, world_rank(), world_size());
   torch::Tensor g = local_gram(file.read_rows(split::kTrain, r.lo, r.hi), 1);
@@ -317,32 +332,19 @@ TEST(DistributedEASE, GramAndFitEqualSingleProcess) {
 
   Config c = model_config("ease", "ease_fit", 64);
   c.ease.lambda = {10.0, 100.0};
-  c.eval.popularity_baseline = false;
-  Trainer dist_trainer(c, *world);
-  RunResult d = dist_trainer.run();
-  c.output.dir += "/single_" + std::to_string(world_rank());
-  Trainer single_trainer(c, *self);
-  RunResult s = single_trainer.run();
-  EXPECT_EQ(d.best_epoch, s.best_epoch);
-  EXPECT_NEAR(d.test.ndcg100, s.test.ndcg100, 1e-9 * s.test.ndcg100);  // per-user sums added in another order
-  EXPECT_TRUE(torch::equal(dynamic_cast<EASEModel&>(dist_trainer.model()).weights(),
-                           dynamic_cast<EASEModel&>(single_trainer.model()).weights()));
+  SideBySide both(c);
+  EXPECT_EQ(both.dist.best_epoch, both.single.best_epoch);
+  EXPECT_NEAR(both.dist.test.ndcg100, both.single.test.ndcg100, 1e-9 * both.single.test.ndcg100);  // sums in another order
+  EXPECT_TRUE(torch::equal(dynamic_cast<EASEModel&>(both.dist_trainer->model()).weights(),
+                           dynamic_cast<EASEModel&>(both.single_trainer->model()).weights()));
 }
 
 // SLIM: every rank solves its own item columns; the gathered W equals one process's.
 TEST(DistributedSLIM, GatheredWeightsEqualSingleProcess) {
-  auto world = make_mpi_communicator();
-  auto self = make_mpi_self_communicator();
-  Config c = model_config("slim", "slim_fit", 64);
-  c.eval.popularity_baseline = false;
-  Trainer dist_trainer(c, *world);
-  RunResult d = dist_trainer.run();
-  c.output.dir += "/single_" + std::to_string(world_rank());
-  Trainer single_trainer(c, *self);
-  RunResult s = single_trainer.run();
-  EXPECT_TRUE(torch::equal(dynamic_cast<SLIMModel&>(dist_trainer.model()).dense_weights(),
-                           dynamic_cast<SLIMModel&>(single_trainer.model()).dense_weights()));
-  EXPECT_NEAR(d.test.ndcg100, s.test.ndcg100, 1e-9 * s.test.ndcg100);
+  SideBySide both(model_config("slim", "slim_fit", 64));
+  EXPECT_TRUE(torch::equal(dynamic_cast<SLIMModel&>(both.dist_trainer->model()).dense_weights(),
+                           dynamic_cast<SLIMModel&>(both.single_trainer->model()).dense_weights()));
+  EXPECT_NEAR(both.dist.test.ndcg100, both.single.test.ndcg100, 1e-9 * both.single.test.ndcg100);
 }
 
 // CDAE's per-user vectors are gathered into the checkpoint and re-sharded on resume: N ranks
