@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <chrono>
 #include <cstdio>
 #include <sstream>
 #include <stdexcept>
@@ -54,7 +53,7 @@ torch::Tensor ease_weights(const torch::Tensor& gram, double lambda) {
 }
 
 EASEModel::EASEModel(const EASEConfig& c, const ModelContext& ctx)
-    : lambdas_(c.lambda), items_(ctx.items), device_(ctx.device) {
+    : ClosedFormModel("EASE"), lambdas_(c.lambda), items_(ctx.items), device_(ctx.device) {
   // Peak host memory of a fit: G (float64), G + lambda I and its Cholesky factor / inverse
   // (float64, two at a time), B in float64 before the float32 copy.
   const double need = 4 * gram_bytes(items_) + gram_bytes(items_) / 2;
@@ -63,21 +62,12 @@ EASEModel::EASEModel(const EASEConfig& c, const ModelContext& ctx)
     throw InputError("ease: " + std::to_string(items_) + " items need about " + std::to_string(need / 1e9) +
                      " GB per rank (the Gram matrix, its inverse and B in float64), above the limit of " +
                      std::to_string(limit / 1e9) + " GB (ease.memory_limit_gb; 0 means 80% of this node's memory)");
-  module_ = std::make_shared<torch::nn::Module>("EASE");
   b_ = module_->register_buffer("B", torch::zeros({0}, torch::TensorOptions().device(device_)));
 }
 
 std::string EASEModel::fit(int candidate, const FitContext& ctx) {
   const double lambda = lambdas_.at(static_cast<size_t>(candidate));
-  if (!gram_.defined()) {
-    const auto t0 = std::chrono::steady_clock::now();
-    gram_ = local_gram(ctx.train, ctx.threads);
-    reduce_gram(gram_, ctx.comm);
-    if (ctx.comm.rank() == 0)
-      std::fprintf(stderr, "ease: Gram matrix %lld x %lld (%.2f GB float64) in %.2f s\n", static_cast<long long>(items_),
-                   static_cast<long long>(items_), gram_bytes(items_) / 1e9,
-                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
+  if (!gram_.defined()) gram_ = distributed_gram(ctx.train, ctx.comm, ctx.threads);  // once for every lambda
   // Every rank solves the same G (bit-identical after the reduction), so every replica of B is
   // the same without a broadcast.
   torch::Tensor b = ease_weights(gram_, lambda);
@@ -86,10 +76,6 @@ std::string EASEModel::fit(int candidate, const FitContext& ctx) {
   std::ostringstream name;
   name << "lambda=" << lambda;
   return name.str();
-}
-
-LossTerms EASEModel::loss(const SparseBatch&, const StepContext&) {
-  throw std::logic_error("ease is fitted in closed form; it has no training loss");
 }
 
 torch::Tensor EASEModel::scores(const SparseBatch& fold_in) {

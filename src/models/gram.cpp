@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
 #include <stdexcept>
 
 #include "recvae/data/csr.h"
@@ -56,6 +58,17 @@ void reduce_gram(torch::Tensor& g, Communicator& comm, std::int64_t chunk_bytes)
   double* p = g.data_ptr<double>();
   for (std::int64_t off = 0; off < total; off += chunk)
     comm.allreduce_sum_host(p + off, static_cast<std::size_t>(std::min(chunk, total - off)));
+}
+
+torch::Tensor distributed_gram(const CsrMatrix& rows, Communicator& comm, int threads) {
+  const auto t0 = std::chrono::steady_clock::now();
+  torch::Tensor g = local_gram(rows, threads);
+  reduce_gram(g, comm);
+  if (comm.rank() == 0)
+    std::fprintf(stderr, "gram: %lld x %lld (%.2f GB float64) in %.2f s\n", static_cast<long long>(rows.cols),
+                 static_cast<long long>(rows.cols), gram_bytes(rows.cols) / 1e9,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return g;
 }
 
 double gram_bytes(std::int64_t items) { return 8.0 * static_cast<double>(items) * static_cast<double>(items); }

@@ -4,6 +4,7 @@
 
 #include "recvae/models/autorec.h"
 #include "recvae/models/cdae.h"
+#include "recvae/models/closed_form.h"
 #include "recvae/models/ease.h"
 #include "recvae/models/slim.h"
 #include "recvae/models/multdae.h"
@@ -38,6 +39,10 @@ namespace recvae {
 // Everything else (sharding, batches and their randomness, gradient sync, optimisers,
 // evaluation, best-epoch selection, checkpoints, signals, the run directory) is the trainer's
 // and is the same for every model.
+
+LossTerms ClosedFormModel::loss(const SparseBatch&, const StepContext&) {
+  throw std::logic_error("model.type " + type() + " is fitted in closed form; it has no training loss");
+}
 
 std::string Model::fit(int, const FitContext&) {
   throw std::logic_error("model.type " + type() + " is trained by passes, not fitted in closed form");

@@ -3,7 +3,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -60,24 +59,20 @@ SparseColumn slim_column(const torch::Tensor& gram, std::int64_t j, double l1, d
 }
 
 SLIMModel::SLIMModel(const SLIMConfig& c, const ModelContext& ctx)
-    : l1_(c.l1), l2_(c.l2), tolerance_(c.tolerance), max_sweeps_(c.max_sweeps), items_(ctx.items), device_(ctx.device) {
+    : ClosedFormModel("SLIM"),
+      l1_(c.l1), l2_(c.l2), tolerance_(c.tolerance), max_sweeps_(c.max_sweeps), items_(ctx.items), device_(ctx.device) {
   const double need = gram_bytes(items_) * 1.1;
   const double limit = c.memory_limit_gb > 0 ? c.memory_limit_gb * 1e9 : 0.0;
   if (limit > 0 && need > limit)
     throw InputError("slim: " + std::to_string(items_) + " items need about " + std::to_string(need / 1e9) +
                      " GB per rank for the Gram matrix, above slim.memory_limit_gb " + std::to_string(c.memory_limit_gb));
-  module_ = std::make_shared<torch::nn::Module>("SLIM");
   rows_ = module_->register_buffer("W_rows", torch::zeros({0}, torch::kLong));
   cols_ = module_->register_buffer("W_cols", torch::zeros({0}, torch::kLong));
   values_ = module_->register_buffer("W_values", torch::zeros({0}));
 }
 
 std::string SLIMModel::fit(int, const FitContext& ctx) {
-  using Clock = std::chrono::steady_clock;
-  const auto t0 = Clock::now();
-  torch::Tensor gram = local_gram(ctx.train, ctx.threads);
-  reduce_gram(gram, ctx.comm);
-  const double gram_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  torch::Tensor gram = distributed_gram(ctx.train, ctx.comm, ctx.threads);
 
   // This rank's item columns, split over its threads.
   const int rank = ctx.comm.rank(), size = ctx.comm.size();
@@ -122,16 +117,12 @@ std::string SLIMModel::fit(int, const FitContext& ctx) {
   values_.set_(triplets.select(1, 2).to(torch::kFloat32));
   transposed_ = torch::Tensor();
   if (rank == 0)
-    std::fprintf(stderr, "slim: Gram matrix in %.2f s; %lld non-zeros in W (%.1f per item), at most %lld sweeps per column\n",
-                 gram_s, static_cast<long long>(nnz), static_cast<double>(nnz) / static_cast<double>(items_),
+    std::fprintf(stderr, "slim: %lld non-zeros in W (%.1f per item), at most %lld sweeps per column\n",
+                 static_cast<long long>(nnz), static_cast<double>(nnz) / static_cast<double>(items_),
                  static_cast<long long>(max_sweeps));
   std::ostringstream name;
   name << "l1=" << l1_ << ",l2=" << l2_;
   return name.str();
-}
-
-LossTerms SLIMModel::loss(const SparseBatch&, const StepContext&) {
-  throw std::logic_error("slim is fitted in closed form; it has no training loss");
 }
 
 torch::Tensor SLIMModel::scores(const SparseBatch& fold_in) {

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "recvae/models/model.h"
+#include "recvae/models/closed_form.h"
 
 namespace recvae {
 
@@ -22,15 +22,11 @@ torch::Tensor ease_weights(const torch::Tensor& gram, double lambda);
 
 /// EASE behind the Model interface: no passes; one candidate fit per lambda (Note [Closed-form
 /// models] in model.cpp), the Gram matrix computed once and kept for the next lambda.
-class EASEModel final : public Model {
+class EASEModel final : public ClosedFormModel {
  public:
   /// Checks that G, its inverse and B fit in ease.memory_limit_gb; B is allocated at fit time.
   EASEModel(const EASEConfig& config, const ModelContext& ctx);
   std::string type() const override { return "ease"; }
-  torch::nn::Module& module() override { return *module_; }
-  std::vector<ParameterGroup> parameter_groups() override { return {}; }
-  std::vector<PassSpec> epoch_schedule(int) const override { return {}; }
-  LossTerms loss(const SparseBatch& batch, const StepContext& ctx) override;
   torch::Tensor scores(const SparseBatch& fold_in) override;
   int fit_candidates() const override { return static_cast<int>(lambdas_.size()); }
   std::string fit(int candidate, const FitContext& ctx) override;
@@ -39,8 +35,7 @@ class EASEModel final : public Model {
   const torch::Tensor& weights() const { return b_; }
 
  private:
-  std::shared_ptr<torch::nn::Module> module_;  // buffer "B": saved as best_model.pt
-  torch::Tensor b_;
+  torch::Tensor b_;  // buffer "B" of module_: saved as best_model.pt
   torch::Tensor gram_;  // float64, kept between the lambdas
   std::vector<double> lambdas_;
   std::int64_t items_;

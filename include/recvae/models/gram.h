@@ -17,6 +17,9 @@ torch::Tensor local_gram(const CsrMatrix& rows, int threads);
 /// Sums `g` (float64, contiguous, the same shape on every rank) over the ranks in place, in
 /// slices of at most `chunk_bytes`.
 void reduce_gram(torch::Tensor& g, Communicator& comm, std::int64_t chunk_bytes = 64 << 20);
+/// G of the whole training matrix: this rank's local_gram, reduced over the ranks (a collective).
+/// Rank 0 reports its size and time.
+torch::Tensor distributed_gram(const CsrMatrix& rows, Communicator& comm, int threads);
 /// Bytes of one dense float64 items x items matrix.
 double gram_bytes(std::int64_t items);
 

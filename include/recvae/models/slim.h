@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "recvae/models/model.h"
+#include "recvae/models/closed_form.h"
 
 namespace recvae {
 
@@ -31,15 +31,11 @@ SparseColumn slim_column(const torch::Tensor& gram, std::int64_t j, double l1, d
 
 /// SLIM behind the Model interface: a closed-form model (Note [Closed-form models]) whose item
 /// columns are split across the ranks and gathered for evaluation.
-class SLIMModel final : public Model {
+class SLIMModel final : public ClosedFormModel {
  public:
   /// Checks that G fits in slim.memory_limit_gb.
   SLIMModel(const SLIMConfig& config, const ModelContext& ctx);
   std::string type() const override { return "slim"; }
-  torch::nn::Module& module() override { return *module_; }
-  std::vector<ParameterGroup> parameter_groups() override { return {}; }
-  std::vector<PassSpec> epoch_schedule(int) const override { return {}; }
-  LossTerms loss(const SparseBatch& batch, const StepContext& ctx) override;
   torch::Tensor scores(const SparseBatch& fold_in) override;
   int fit_candidates() const override { return 1; }
   std::string fit(int candidate, const FitContext& ctx) override;
@@ -48,8 +44,7 @@ class SLIMModel final : public Model {
   torch::Tensor dense_weights() const;
 
  private:
-  std::shared_ptr<torch::nn::Module> module_;  // buffers W_rows, W_cols, W_values: saved as best_model.pt
-  torch::Tensor rows_, cols_, values_;
+  torch::Tensor rows_, cols_, values_;  // buffers of module_: saved as best_model.pt
   torch::Tensor transposed_;  // sparse W^T, for scores
   double l1_, l2_, tolerance_;
   int max_sweeps_;
