@@ -12,6 +12,7 @@ packages=(
   build-essential cmake pkg-config
   libtorch-dev            # libtorch 1.13 (CPU)
   libopenblas0-openmp     # optimised BLAS: Debian's libtorch is ~17x slower on the reference BLAS
+  liblapack-dev           # EASE's in-place inverse (potrf/potri; OpenBLAS's through the alternatives)
   libopenmpi-dev openmpi-bin
   libhdf5-dev
   libyaml-cpp-dev

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # smoke_run.sh BUILD_DIR: trains two short runs on the built-in synthetic data with the binaries
 # of BUILD_DIR (one rank, then two ranks through mpirun) and checks that both finish with the
-# same test NDCG@100 above the popularity baseline. Used by launch/test.sh on the build
+# same test NDCG@100 above the popularity baseline; then EASE the same way. Used by launch/test.sh on the build
 # configuration that the full test suite does not cover. Writes only under a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,5 +21,16 @@ print(f"smoke_run: test ndcg@100 {a['ndcg@100']:.5f} (1 rank), {b['ndcg@100']:.5
       f"popularity {a['popularity']['ndcg@100']:.5f}")
 assert abs(a["ndcg@100"] - b["ndcg@100"]) < 1e-3, "1-rank and 2-rank runs differ"
 assert a["ndcg@100"] > a["popularity"]["ndcg@100"], "the trained model does not beat popularity"
+PY
+# EASE through the build's inverse (torch's routines in the cpu-only build), at 1 and 2 ranks.
+ease=(--set "data.path=$tmp/tiny.h5" --set output.save_model=false )
+"$build/recvae_dist" configs/ease/quickstart.yaml "${ease[@]}" --set "output.dir=$tmp/ease1"
+mpirun -np 2 --bind-to none "$build/recvae_dist" configs/ease/quickstart.yaml "${ease[@]}" --set "output.dir=$tmp/ease2"
+python3 - "$tmp/ease1/final.json" "$tmp/ease2/final.json" <<'PY'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+print(f"smoke_run: EASE test ndcg@100 {a['ndcg@100']:.5f} (1 rank), {b['ndcg@100']:.5f} (2 ranks)")
+assert abs(a["ndcg@100"] - b["ndcg@100"]) < 1e-4, "1-rank and 2-rank EASE fits differ"
+assert a["ndcg@100"] > a["popularity"]["ndcg@100"], "EASE does not beat popularity"
 PY
 echo "smoke_run: $build OK"

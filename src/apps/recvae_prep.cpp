@@ -18,6 +18,7 @@ namespace {
 
 const char* kUsage =
     "usage: recvae_prep --format FORMAT --input PATH --output FILE.h5 [options]\n"
+    "       recvae_prep --add-csc FILE.h5\n"
     "\n"
     "Reads raw interactions, applies the strong-generalisation split protocol and writes one HDF5\n"
     "split file (format: data/README.md).\n"
@@ -32,6 +33,8 @@ const char* kUsage =
     "  --holdout-fraction F    share of a held-out user's items used as targets (default 0.2)\n"
     "  --min-items-for-holdout N  held-out users with fewer items keep all as fold-in (default 5)\n"
     "  --seed S                user shuffle and holdout choice (default 98765)\n"
+    "  --add-csc FILE.h5       add the item-major copy of train (train_csc, which WMF and PMF need) to a\n"
+    "                          file written before recvae_prep wrote it; the file is replaced atomically\n"
     "  --quiet                 no statistics or progress\n"
     "  --help                  this text\n"
     "\n"
@@ -77,6 +80,7 @@ int run(int argc, char** argv) {
   std::optional<double> fraction;
   std::optional<std::uint64_t> seed;
   bool quiet = false;
+  std::string add_csc;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     std::string value;
@@ -102,7 +106,8 @@ int run(int argc, char** argv) {
       if (i + 1 >= argc) throw InputError(a + ": missing value (see --help)");
       return argv[++i];
     };
-    if (a == "--format") format = val();
+    if (a == "--add-csc") add_csc = val();
+    else if (a == "--format") format = val();
     else if (a == "--input") {
       for (auto& p : recvae::split_paths(val())) inputs.push_back(p);
     } else if (a == "--output") output = val();
@@ -114,6 +119,16 @@ int run(int argc, char** argv) {
     else if (a == "--holdout-fraction") fraction = to_double(a, val());
     else if (a == "--seed") seed = to_uint(a, val());
     else throw InputError("unknown option '" + a + "' (see --help)");
+  }
+  if (!add_csc.empty()) {
+    if (!format.empty() || !inputs.empty() || !output.empty())
+      throw InputError("--add-csc takes only the split file (see --help)");
+    const auto t0 = std::chrono::steady_clock::now();
+    recvae::add_item_major_copy(add_csc);
+    if (!quiet)
+      std::printf("added train_csc to %s in %.2f s\n", add_csc.c_str(),
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    return 0;
   }
   if (format.empty()) throw InputError("--format is required (see --help)");
   if (inputs.empty()) throw InputError("--input is required (see --help)");

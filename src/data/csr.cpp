@@ -58,6 +58,27 @@ CsrMatrix CsrMatrix::from_triplets(std::int64_t rows, std::int64_t cols, const s
   return m;
 }
 
+CsrMatrix CsrMatrix::transposed() const {
+  // Counting sort by column: rows are visited in order, so each output row's indices come out sorted.
+  CsrMatrix t;
+  t.rows = cols;
+  t.cols = rows;
+  t.indptr.assign(static_cast<size_t>(cols + 1), 0);
+  const std::int64_t base = indptr.empty() ? 0 : indptr[0];
+  for (std::int64_t p = 0; p < nnz(); ++p) ++t.indptr[static_cast<size_t>(indices[p]) + 1];
+  for (std::int64_t c = 0; c < cols; ++c) t.indptr[c + 1] += t.indptr[c];
+  t.indices.resize(indices.size());
+  t.data.resize(data.size());
+  std::vector<std::int64_t> next(t.indptr.begin(), t.indptr.end() - 1);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t p = indptr[r] - base; p < indptr[r + 1] - base; ++p) {
+      const std::int64_t at = next[static_cast<size_t>(indices[p])]++;
+      t.indices[at] = static_cast<std::int32_t>(r);
+      t.data[at] = data[p];
+    }
+  return t;
+}
+
 CsrMatrix CsrMatrix::slice_rows(std::int64_t lo, std::int64_t hi) const {
   if (lo < 0 || hi < lo || hi > rows)
     throw InputError("CsrMatrix::slice_rows: range [" + std::to_string(lo) + ", " + std::to_string(hi) +

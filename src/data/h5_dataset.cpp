@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <limits>
 
 #include "recvae/util/error.h"
@@ -130,13 +131,16 @@ void write_strings(hid_t loc, const char* name, const std::vector<std::string>& 
           where + ": cannot write " + name);
 }
 
-void write_csr(hid_t file, const std::string& name, const CsrMatrix& m, const std::string& where) {
+/// `m` as an anndata sparse group. csc_matrix: `m` holds the transpose (rows = the columns of the
+/// matrix the group encodes), and the shape attribute is that of the encoded matrix.
+void write_csr(hid_t file, const std::string& name, const CsrMatrix& m, const std::string& where,
+               bool csc = false) {
   Handle group = checked(H5Gcreate2(file, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
                          where + ": cannot create group " + name);
-  write_string_attr(group.get(), "encoding-type", "csr_matrix", where);
+  write_string_attr(group.get(), "encoding-type", csc ? "csc_matrix" : "csr_matrix", where);
   write_string_attr(group.get(), "encoding-version", "0.1.0", where);
   {
-    std::int64_t shape[2] = {m.rows, m.cols};
+    std::int64_t shape[2] = {csc ? m.cols : m.rows, csc ? m.rows : m.cols};
     hsize_t dims[1] = {2};
     Handle space = checked(H5Screate_simple(1, dims, nullptr), H5Sclose, where + ": cannot create dataspace");
     Handle attr = checked(H5Acreate2(group.get(), "shape", H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
@@ -302,6 +306,7 @@ void write_split_file(const std::string& path, const SplitData& data) {
                              w + ": cannot create group " + g);
       }
       for (int i = 0; i < 5; ++i) write_csr(f, kAllSplits[i], *mats[i], w);
+      write_csr(f, split::kTrainItemMajor, data.train.transposed(), w, /*csc=*/true);
       write_strings(f, "item_ids", data.item_ids, w);
       write_strings(f, "user_ids/train", data.train_user_ids, w);
       write_strings(f, "user_ids/validation", data.validation_user_ids, w);
@@ -310,6 +315,31 @@ void write_split_file(const std::string& path, const SplitData& data) {
     }  // file closed here
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw InputError(path + ": cannot rename " + tmp + " to the output name");
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+}
+
+void add_item_major_copy(const std::string& path) {
+  CsrMatrix csc;
+  {
+    SplitFile file(path);
+    if (file.has_item_major()) throw InputError(path + ": already has an item-major copy of train (train_csc)");
+    csc = file.read_rows(split::kTrain, 0, file.num_rows(split::kTrain)).transposed();
+  }
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  try {
+    std::filesystem::copy_file(path, tmp, std::filesystem::copy_options::overwrite_existing);
+    {
+      Handle file = checked(H5Fopen(tmp.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose, path + ": cannot open " + tmp);
+      write_csr(file.get(), split::kTrainItemMajor, csc, path, /*csc=*/true);
+      check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), path + ": cannot flush " + tmp);
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) throw InputError(path + ": cannot rename " + tmp + " to the file");
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::remove(tmp.c_str());
+    throw InputError(path + ": cannot copy to " + tmp + ": " + e.what());
   } catch (...) {
     std::remove(tmp.c_str());
     throw;
@@ -377,6 +407,28 @@ SplitFile::SplitFile(const std::string& path) : path_(path) {
       rows_[s] = shape[0];
     }
     num_items_ = cols;
+    if (has_link(f, split::kTrainItemMajor)) {
+      const std::string where = path + ": " + split::kTrainItemMajor;
+      Handle g = checked(H5Gopen2(f, split::kTrainItemMajor, H5P_DEFAULT), H5Gclose, where + ": cannot open group");
+      if (!has_attr(g.get(), "encoding-type") || read_string_attr(g.get(), "encoding-type", where) != "csc_matrix")
+        throw InputError(where + ": expected encoding-type csc_matrix");
+      Handle attr = checked(H5Aopen(g.get(), "shape", H5P_DEFAULT), H5Aclose, where + ": missing attribute shape");
+      std::int64_t shape[2] = {0, 0};
+      check(H5Aread(attr.get(), H5T_NATIVE_INT64, shape), where + ": cannot read attribute shape");
+      if (shape[0] != rows_[split::kTrain] || shape[1] != cols)
+        throw InputError(where + ": shape " + std::to_string(shape[0]) + " x " + std::to_string(shape[1]) +
+                         " differs from train's " + std::to_string(rows_[split::kTrain]) + " x " + std::to_string(cols));
+      for (const char* ds : {"indptr", "indices", "data"})
+        if (!has_link(g.get(), ds)) throw InputError(where + ": missing dataset " + ds);
+      Handle indptr = checked(H5Dopen2(g.get(), "indptr", H5P_DEFAULT), H5Dclose, where + ": cannot open indptr");
+      Handle indices = checked(H5Dopen2(g.get(), "indices", H5P_DEFAULT), H5Dclose, where + ": cannot open indices");
+      Handle train_indices = checked(H5Dopen2(f, "train/indices", H5P_DEFAULT), H5Dclose, path + ": train: indices");
+      if (dataset_length(indptr.get(), where + ": indptr") != cols + 1)
+        throw InputError(where + ": indptr must have items + 1 entries");
+      if (dataset_length(indices.get(), where + ": indices") != dataset_length(train_indices.get(), path + ": train"))
+        throw InputError(where + ": non-zero count differs from train's (a stale copy? rebuild it with recvae_prep --add-csc)");
+      has_item_major_ = true;
+    }
     if (rows_[split::kValidationFoldIn] != rows_[split::kValidationHoldout])
       throw InputError(path + ": validation: fold_in has " + std::to_string(rows_[split::kValidationFoldIn]) +
                        " rows but holdout has " + std::to_string(rows_[split::kValidationHoldout]));
@@ -400,14 +452,14 @@ std::int64_t SplitFile::num_rows(const std::string& split) const {
   return it->second;
 }
 
-std::vector<std::int64_t> SplitFile::read_indptr(const std::string& split, std::int64_t lo, std::int64_t hi) const {
+std::vector<std::int64_t> SplitFile::read_group_indptr(const std::string& group, std::int64_t majors, std::int64_t lo,
+                                                       std::int64_t hi) const {
   silence_hdf5();
-  const std::int64_t rows = num_rows(split);
-  const std::string where = path_ + ": " + split;
-  if (lo < 0 || hi < lo || hi > rows)
+  const std::string where = path_ + ": " + group;
+  if (lo < 0 || hi < lo || hi > majors)
     throw InputError(where + ": row range [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                     ") out of range (rows " + std::to_string(rows) + ")");
-  Handle ds = checked(H5Dopen2(static_cast<hid_t>(file_id_), (split + "/indptr").c_str(), H5P_DEFAULT), H5Dclose,
+                     ") out of range (rows " + std::to_string(majors) + ")");
+  Handle ds = checked(H5Dopen2(static_cast<hid_t>(file_id_), (group + "/indptr").c_str(), H5P_DEFAULT), H5Dclose,
                       where + ": cannot open indptr");
   std::vector<std::int64_t> out(static_cast<std::size_t>(hi - lo + 1));
   read_range(ds.get(), H5T_NATIVE_INT64, lo, hi - lo + 1, out.data(), where + ": indptr");
@@ -417,12 +469,17 @@ std::vector<std::int64_t> SplitFile::read_indptr(const std::string& split, std::
   return out;
 }
 
-CsrMatrix SplitFile::read_rows(const std::string& split, std::int64_t lo, std::int64_t hi) const {
-  std::vector<std::int64_t> ptr = read_indptr(split, lo, hi);
-  const std::string where = path_ + ": " + split;
+std::vector<std::int64_t> SplitFile::read_indptr(const std::string& split, std::int64_t lo, std::int64_t hi) const {
+  return read_group_indptr(split, num_rows(split), lo, hi);
+}
+
+CsrMatrix SplitFile::read_compressed(const std::string& group, std::int64_t lo, std::int64_t hi, std::int64_t minor) const {
+  std::vector<std::int64_t> ptr =
+      read_group_indptr(group, group == split::kTrainItemMajor ? num_items_ : num_rows(group), lo, hi);
+  const std::string where = path_ + ": " + group;
   const hid_t f = static_cast<hid_t>(file_id_);
-  Handle indices = checked(H5Dopen2(f, (split + "/indices").c_str(), H5P_DEFAULT), H5Dclose, where + ": cannot open indices");
-  Handle data = checked(H5Dopen2(f, (split + "/data").c_str(), H5P_DEFAULT), H5Dclose, where + ": cannot open data");
+  Handle indices = checked(H5Dopen2(f, (group + "/indices").c_str(), H5P_DEFAULT), H5Dclose, where + ": cannot open indices");
+  Handle data = checked(H5Dopen2(f, (group + "/data").c_str(), H5P_DEFAULT), H5Dclose, where + ": cannot open data");
   const std::int64_t total = dataset_length(indices.get(), where + ": indices");
   if (dataset_length(data.get(), where + ": data") != total)
     throw InputError(where + ": indices and data lengths differ");
@@ -432,7 +489,7 @@ CsrMatrix SplitFile::read_rows(const std::string& split, std::int64_t lo, std::i
                      std::to_string(lo) + ", " + std::to_string(hi) + ")");
   CsrMatrix m;
   m.rows = hi - lo;
-  m.cols = num_items_;
+  m.cols = minor;
   m.indices.resize(static_cast<std::size_t>(e - b));
   m.data.resize(static_cast<std::size_t>(e - b));
   read_range(indices.get(), H5T_NATIVE_INT32, b, e - b, m.indices.data(), where + ": indices");
@@ -448,6 +505,22 @@ CsrMatrix SplitFile::read_rows(const std::string& split, std::int64_t lo, std::i
     throw InputError(msg);
   }
   return m;
+}
+
+CsrMatrix SplitFile::read_rows(const std::string& split, std::int64_t lo, std::int64_t hi) const {
+  return read_compressed(split, lo, hi, num_items_);
+}
+
+std::vector<std::int64_t> SplitFile::read_item_indptr(std::int64_t lo, std::int64_t hi) const {
+  if (!has_item_major_) read_item_columns(0, 0);  // throws the explanation
+  return read_group_indptr(split::kTrainItemMajor, num_items_, lo, hi);
+}
+
+CsrMatrix SplitFile::read_item_columns(std::int64_t lo, std::int64_t hi) const {
+  if (!has_item_major_)
+    throw InputError(path_ + ": no item-major copy of train (group train_csc), which ALS models need for their item "
+                     "steps; add it with: recvae_prep --add-csc " + path_);
+  return read_compressed(split::kTrainItemMajor, lo, hi, rows_.at(split::kTrain));
 }
 
 std::vector<std::string> SplitFile::read_item_ids() const {

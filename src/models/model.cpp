@@ -7,6 +7,7 @@
 #include "recvae/models/closed_form.h"
 #include "recvae/models/ease.h"
 #include "recvae/models/slim.h"
+#include "recvae/models/wmf.h"
 #include "recvae/models/multdae.h"
 #include "recvae/models/multvae.h"
 #include "recvae/models/ract.h"
@@ -65,7 +66,7 @@ torch::Tensor Model::training_logits(const SparseBatch&) {
 std::unique_ptr<Model> make_model(const Config& c, const ModelContext& ctx) {
   const std::string& t = c.model.type;
   const double dropout = c.train.dropout;
-  if (t == "recvae") return std::make_unique<RecVAEModel>(c.recvae, dropout, ctx);
+  if (t == "recvae") return std::make_unique<RecVAEModel>(c.recvae, dropout, ctx, c.model.implicit_slim);
   if (t == "multvae") return std::make_unique<MultVAEModel>(c.multvae, dropout, ctx);
   if (t == "multdae") return std::make_unique<MultDAEModel>(c.multdae, dropout, ctx);
   if (t == "cdae") return std::make_unique<CDAEModel>(c.cdae, dropout, ctx);
@@ -73,6 +74,8 @@ std::unique_ptr<Model> make_model(const Config& c, const ModelContext& ctx) {
   if (t == "ract") return std::make_unique<RaCTModel>(c, ctx);
   if (t == "ease") return std::make_unique<EASEModel>(c.ease, ctx);
   if (t == "slim") return std::make_unique<SLIMModel>(c.slim, ctx);
+  if (t == "wmf") return std::make_unique<ALSModel>("wmf", wmf_objective(c.wmf), ctx);
+  if (t == "pmf") return std::make_unique<ALSModel>("pmf", pmf_objective(c.pmf), ctx);
   std::string list;
   for (const auto& name : model_types()) list += (list.empty() ? "" : ", ") + name;
   throw InputError("unknown model.type '" + t + "' (valid: " + list + ")");

@@ -1,7 +1,11 @@
 #include "recvae/models/recvae.h"
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 
+#include "recvae/dist/comm.h"
+#include "recvae/models/implicit_slim.h"
 #include "recvae/models/sparse_ops.h"
 #include "recvae/util/config.h"
 
@@ -118,12 +122,14 @@ void RecVAEImpl::refresh_prior() {
   for (size_t i = 0; i < bsrc.size(); ++i) bdst[i].copy_(bsrc[i]);
 }
 
-RecVAEModel::RecVAEModel(const RecVAEConfig& c, double dropout, const ModelContext& ctx)
+RecVAEModel::RecVAEModel(const RecVAEConfig& c, double dropout, const ModelContext& ctx,
+                         const ImplicitSLIMConfig& implicit_slim)
     : kl_{c.gamma, c.beta},
       encoder_passes_(c.encoder_passes),
       decoder_passes_(c.decoder_passes),
       alternating_(c.alternating),
-      dropout_(dropout) {
+      dropout_(dropout),
+      implicit_slim_(implicit_slim) {
   net_ = RecVAE(ModelShape{ctx.items, c.hidden_dim, c.latent_dim, c.layernorm_eps}, c.prior_weights,
                 c.prior_wide_logvar);
   net_->to(ctx.device);
@@ -157,6 +163,22 @@ bool RecVAEModel::after_pass(const PassSpec& pass) {
   if (!alternating_ || pass.phase != "encoder" || pass.pass + 1 != encoder_passes_) return false;
   net_->refresh_prior();
   return true;  // Note [Snapshot check]
+}
+
+bool RecVAEModel::before_epoch(int epoch, const FitContext& ctx) {
+  // The authors' run.py: `epoch % step == step - 1` (0-based), before the epoch's training.
+  const int every = implicit_slim_.every;
+  if (every <= 0 || epoch % every != every - 1) return false;
+  const auto t0 = std::chrono::steady_clock::now();
+  torch::NoGradGuard guard;
+  for (torch::Tensor* w : {&net_->encoder->w1, &net_->decoder->weight}) {
+    torch::Tensor updated = implicit_slim(*w, ctx.train, ctx.comm, implicit_slim_, ctx.threads);
+    w->copy_(updated.to(w->options()));
+  }
+  if (ctx.comm.rank() == 0)
+    std::fprintf(stderr, "implicit_slim: epoch %d: encoder and decoder item embeddings replaced in %.1f s\n", epoch + 1,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return true;
 }
 
 std::vector<std::pair<std::string, std::int64_t>> RecVAEModel::shape() const {

@@ -181,6 +181,9 @@ Trainer::Trainer(const Config& given, Communicator& comm) : impl_(std::make_uniq
   mctx.local_users_lo = s.train_range.lo;
   mctx.local_users_hi = s.train_range.hi;
   mctx.device = s.device;
+  mctx.data = &file;
+  mctx.rank = proc.rank;
+  mctx.world_size = proc.size;
   s.model = make_model(config, mctx);
   s.model->module().train();
   for (auto& p : s.model->parameters()) broadcast_tensor(p, comm);  // identical start on every rank
@@ -645,6 +648,15 @@ RunResult Trainer::run(bool resume) {
     };
     std::map<std::string, PhaseTotal> phases;
     const int first_index = epoch == pos.epoch ? pos.schedule_index : 0;
+    // An epoch entered at its start (also on resume from an end-of-epoch checkpoint) runs the
+    // model's epoch hook; one re-entered in the middle had it before the checkpoint.
+    double hook_seconds = 0;
+    if (first_index == 0 && (epoch != pos.epoch || pos.step == 0)) {
+      const auto th = Clock::now();
+      if (s.model->before_epoch(epoch, FitContext{s.train, s.train_range.lo, s.comm, s.threads}))
+        check_replicas_in_sync();
+      hook_seconds = seconds_since(th);
+    }
     for (int i = first_index; i < static_cast<int>(schedule.size()); ++i) {
       const PassSpec& spec = schedule[i];
       const char* name = spec.phase.c_str();
@@ -698,15 +710,30 @@ RunResult Trainer::run(bool resume) {
       for (auto& p : s.model->parameters()) s.best.push_back(p.detach().clone());
     }
     rec.add("validation", metrics_json(val));
+    const auto summary = s.model->epoch_summary();
+    if (!summary.empty()) {
+      JsonObject o;
+      for (const auto& [key, value] : summary) o.add(key, value);
+      rec.add("model", o);
+    }
+    if (hook_seconds > 0) rec.add("epoch_start_seconds", hook_seconds);
     rec.add("train_seconds", train_seconds).add("eval_seconds", eval_seconds);
     rec.add("train_users_per_second", train_user_steps / std::max(train_seconds, 1e-9));
     rec.add("allreduce_bytes_per_step", bytes_per_step);
     rec.add("world_size", s.comm.size());
     log.append_epoch(rec);
-    if (s.root)
-      std::fprintf(stderr, "epoch %d/%d: validation ndcg@100 %.4f recall@20 %.4f recall@50 %.4f%s (train %.1f s, eval %.1f s)\n",
+    if (s.root) {
+      std::string extra;
+      for (const auto& [key, value] : summary) extra += ", " + key + " " + std::to_string(value);
+      if (hook_seconds > 0) {
+        char buf[64];
+        std::snprintf(buf, sizeof buf, ", epoch start %.1f s", hook_seconds);
+        extra += buf;
+      }
+      std::fprintf(stderr, "epoch %d/%d: validation ndcg@100 %.4f recall@20 %.4f recall@50 %.4f%s (train %.1f s, eval %.1f s%s)\n",
                    epoch + 1, tc.epochs, val.mean_ndcg100(), val.mean_recall20(), val.mean_recall50(),
-                   improved ? " *best*" : "", train_seconds, eval_seconds);
+                   improved ? " *best*" : "", train_seconds, eval_seconds, extra.c_str());
+    }
     const bool last = epoch + 1 == tc.epochs;
     const bool due = s.cfg.output.checkpoint_every > 0 && (epoch + 1) % s.cfg.output.checkpoint_every == 0;
     std::int64_t stop = stop_requested() ? 1 : 0;

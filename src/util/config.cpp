@@ -24,6 +24,33 @@ class Schema {
  public:
   Schema(Config& c, std::string source) : source_(std::move(source)) {
     str("model.type", c.model.type, model_types());
+    fields_["model.implicit_slim"] = {
+        [this, &c](const YAML::Node& n, const std::string& key) {
+          if (!n.IsMap()) fail(key, "expected a mapping {every, lambda, alpha, threshold}");
+          ImplicitSLIMConfig& s = c.model.implicit_slim;
+          for (const auto& kv : n) {
+            const std::string sub = kv.first.as<std::string>(), k = key + "." + sub;
+            if (sub == "every") {
+              s.every = scalar<int>(kv.second, k, "an integer");
+              if (s.every < 0) fail(k, "must be >= 0 (0: off)");
+            } else if (sub == "lambda" || sub == "alpha" || sub == "threshold") {
+              const double v = scalar<double>(kv.second, k, "a number");
+              if (!std::isfinite(v) || v < 0 || (sub != "threshold" && v == 0)) fail(k, sub == "threshold" ? "must be >= 0" : "must be > 0");
+              (sub == "lambda" ? s.lambda : sub == "alpha" ? s.alpha : s.threshold) = v;
+            } else {
+              fail(k, "unknown key (known: every, lambda, alpha, threshold)");
+            }
+          }
+        },
+        [&c] {
+          YAML::Node n(YAML::NodeType::Map);
+          n["every"] = c.model.implicit_slim.every;
+          n["lambda"] = c.model.implicit_slim.lambda;
+          n["alpha"] = c.model.implicit_slim.alpha;
+          n["threshold"] = c.model.implicit_slim.threshold;
+          n.SetStyle(YAML::EmitterStyle::Flow);
+          return n;
+        }};
 
     num("recvae.hidden_dim", c.recvae.hidden_dim, 1, 1 << 20);
     num("recvae.latent_dim", c.recvae.latent_dim, 1, 1 << 20);
@@ -97,12 +124,23 @@ class Schema {
           return n;
         }};
     num("ease.memory_limit_gb", c.ease.memory_limit_gb, 0.0, 1e9);
+    str("ease.precision", c.ease.precision, {"float64", "float32"});
 
     num("slim.l1", c.slim.l1, 0.0, 1e12);
     num("slim.l2", c.slim.l2, 0.0, 1e12);
     num("slim.max_sweeps", c.slim.max_sweeps, 1, 1000000);
     num("slim.tolerance", c.slim.tolerance, 0.0, 1e6, true);
     num("slim.memory_limit_gb", c.slim.memory_limit_gb, 0.0, 1e9);
+
+    num("wmf.dim", c.wmf.dim, 1, 1 << 16);
+    num("wmf.regularization", c.wmf.regularization, 0.0, 1e12);
+    num("wmf.regularization_exp", c.wmf.regularization_exp, 0.0, 10.0);
+    num("wmf.unobserved_weight", c.wmf.unobserved_weight, 0.0, 1e12);
+    num("wmf.alpha", c.wmf.alpha, 0.0, 1e12);
+    num("wmf.init_stddev", c.wmf.init_stddev, 0.0, 1e6, true);
+    num("pmf.dim", c.pmf.dim, 1, 1 << 16);
+    num("pmf.regularization", c.pmf.regularization, 0.0, 1e12);
+    num("pmf.init_stddev", c.pmf.init_stddev, 0.0, 1e6, true);
 
     num("autorec.hidden_dim", c.autorec.hidden_dim, 1, 1 << 20);
     num("autorec.l2", c.autorec.l2, 0.0, 1e9);
@@ -276,7 +314,9 @@ class Schema {
 void apply_model_defaults(Config& c) {
   const std::string& t = c.model.type == "ract" ? c.ract.actor : c.model.type;  // RaCT pre-trains its actor
   if (c.train.epochs < 0)
-    c.train.epochs = c.model.type == "ract" ? c.ract.actor_epochs + c.ract.critic_epochs + c.ract.ac_epochs : 50;
+    c.train.epochs = c.model.type == "ract"                          ? c.ract.actor_epochs + c.ract.critic_epochs + c.ract.ac_epochs
+                     : c.model.type == "wmf" || c.model.type == "pmf" ? 16  // Rendle et al.'s ALS epochs
+                                                                      : 50;
   // CDAE's logistic loss over every item starts far from its optimum (all outputs near 0.5)
   // and needs a larger step than the multinomial models; 0.01 was the best of {1e-3, 3e-3, 1e-2}
   // on the synthetic sets.
@@ -285,7 +325,8 @@ void apply_model_defaults(Config& c) {
 }
 
 const std::vector<std::string>& model_types() {
-  static const std::vector<std::string> types{"recvae", "multvae", "multdae", "cdae", "autorec", "ract", "ease", "slim"};
+  static const std::vector<std::string> types{"recvae", "multvae", "multdae", "cdae", "autorec",
+                                              "ract",   "ease",    "slim",    "wmf",  "pmf"};
   return types;
 }
 
@@ -332,6 +373,8 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
                        ", but this run's model.type is " + config.model.type +
                        (config.model.type == "ract" ? " with ract.actor " + config.ract.actor : std::string()) +
                        " (remove the section or change model.type)");
+  if (config.model.implicit_slim.every > 0 && config.model.type != "recvae")
+    throw InputError(source + ": model.implicit_slim applies to model.type recvae, not " + config.model.type);
   if (config.model.type == "ract") {
     const RaCTConfig& r = config.ract;
     const int phases = r.actor_epochs + r.critic_epochs + r.ac_epochs;

@@ -87,12 +87,16 @@ TEST(Config, ShippedConfigsParse) {
   for (const char* name : {"quickstart", "ml-20m", "netflix", "msd", "gowalla"}) {
     const std::string path = std::string(RECVAE_SOURCE_DIR) + "/configs/" + name + ".yaml";
     EXPECT_NO_THROW(load_config(path)) << path;
-    for (const char* type : {"multvae", "multdae", "cdae", "autorec", "ease", "slim"}) {
+    for (const char* type : {"multvae", "multdae", "cdae", "autorec", "ease", "slim", "wmf", "pmf"}) {
       const std::string per_model = std::string(RECVAE_SOURCE_DIR) + "/configs/" + type + "/" + name + ".yaml";
       Config c;
       EXPECT_NO_THROW(c = load_config(per_model)) << per_model;
       EXPECT_EQ(c.model.type, type) << per_model;
     }
+    const std::string islim = std::string(RECVAE_SOURCE_DIR) + "/configs/implicit_slim/" + name + ".yaml";
+    Config with_islim;
+    EXPECT_NO_THROW(with_islim = load_config(islim)) << islim;
+    EXPECT_GT(with_islim.model.implicit_slim.every, 0) << islim;
     for (const std::string ract : {"", "-recvae"}) {
       const std::string path_ract = std::string(RECVAE_SOURCE_DIR) + "/configs/ract/" + name + ract + ".yaml";
       Config c;

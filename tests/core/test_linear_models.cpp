@@ -15,6 +15,7 @@
 #include "recvae/models/ease.h"
 #include "recvae/models/gram.h"
 #include "recvae/models/slim.h"
+#include "recvae/models/spd_inverse.h"
 #include "recvae/train/trainer.h"
 #include "recvae/util/config.h"
 #include "recvae/util/error.h"
@@ -47,6 +48,45 @@ TEST(Gram, EqualsTheDenseProductForAnyThreadCount) {
   EXPECT_TRUE(torch::equal(one, want));
   EXPECT_TRUE(torch::equal(local_gram(m, 3), one));
   EXPECT_TRUE(torch::equal(local_gram(m, 64), one));  // more threads than items
+}
+
+TEST(Gram, Float32EqualsFloat64OnBinaryDataAndColumnsComeFromTheRows) {
+  auto [m, x] = random_rows(70, 30, 0.2, 5);
+  auto g = local_gram(m, 2);
+  EXPECT_TRUE(torch::equal(local_gram(m, 2, torch::kFloat32).to(torch::kFloat64), g));
+  auto comm = make_mpi_communicator();
+  const std::vector<std::int64_t> cols{0, 3, 29};
+  EXPECT_TRUE(torch::equal(distributed_gram_columns(m, cols, *comm), g.index_select(1, torch::tensor(cols, torch::kLong))));
+}
+
+TEST(SPDInverse, MatchesADenseInverseInBothPrecisionsAndNamesTheFailedMinor) {
+  torch::manual_seed(6);
+  auto r = torch::randn({40, 40}, torch::kFloat64);
+  auto a = r.matmul(r.t()) + 5 * torch::eye(40, torch::kFloat64);
+  auto want = torch::inverse(a);
+  for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    auto p = a.to(dtype).clone();  // a copy: invert_spd overwrites its argument
+    const void* storage = p.data_ptr();
+    ASSERT_EQ(invert_spd(p, 2), 0);
+    const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-4;
+    EXPECT_LT((p.to(torch::kFloat64) - want).abs().max().item<double>(), tol * want.abs().max().item<double>());
+    EXPECT_TRUE(torch::equal(p, p.t()));  // both triangles filled
+    if (spd_inverse_extra_buffers(torch::kCPU) == 0) EXPECT_EQ(p.data_ptr(), storage);  // in place
+  }
+  // Indefinite: the third leading minor is the first that fails.
+  auto bad = torch::eye(5, torch::kFloat64);
+  bad[2][2] = -1;
+  EXPECT_EQ(invert_spd(bad, 1), 3);
+}
+
+TEST(EASE, Float32WeightsAgreeWithFloat64) {
+  auto [m, x] = random_rows(300, 60, 0.1, 8);
+  auto g = local_gram(m, 1);
+  auto b64 = ease_weights(g, 20.0);
+  auto b32 = ease_weights(g.to(torch::kFloat32), 20.0);
+  EXPECT_EQ(b32.scalar_type(), torch::kFloat32);
+  EXPECT_LT((b32.to(torch::kFloat64) - b64).abs().max().item<double>(), 1e-4 * b64.abs().max().item<double>());
+  EXPECT_EQ(b32.diagonal().abs().max().item<double>(), 0.0);
 }
 
 TEST(EASE, WeightsMatchADenseSolveAndHaveAZeroDiagonal) {
@@ -94,6 +134,12 @@ TEST(EASE, BadLambdaAndAMemoryLimitAreConfigErrors) {
             std::string::npos);
   EXPECT_NE(err("data: {path: x}\nmodel: {type: ease}\nease: {memory_limit_gb: 1}").find("ease.memory_limit_gb"),
             std::string::npos);
+  // 50k items: 20 GB in float64, 10 GB in float32.
+  EXPECT_NE(err("data: {path: x}\nmodel: {type: ease}\nease: {memory_limit_gb: 15}").find("float32 halves it"),
+            std::string::npos);
+  EXPECT_EQ(err("data: {path: x}\nmodel: {type: ease}\nease: {memory_limit_gb: 15, precision: float32}"), "");
+  EXPECT_NE(err("data: {path: x}\nmodel: {type: ease}\nease: {precision: half}").find("ease.precision"),
+            std::string::npos);
   Config c = parse_config("data: {path: x}\nmodel: {type: ease}\nease: {lambda: 250}", "t.yaml");
   EXPECT_EQ(c.ease.lambda, std::vector<double>{250.0});
   EXPECT_EQ(parse_config(c.to_yaml(), "back.yaml").ease.lambda, std::vector<double>{250.0});
@@ -127,6 +173,23 @@ TEST(EASE, TheLambdaGridKeepsTheValidationBestAndBeatsPopularity) {
   EXPECT_EQ(all.best_validation.mean_ndcg100(), best);
   EXPECT_NE(best_at, 1);  // the smallest lambda is not the answer: the grid matters here
   EXPECT_GT(all.test.mean_ndcg100(), all.popularity_test.mean_ndcg100() + 0.05);
+}
+
+TEST(EASE, AFloat32FitRanksLikeTheFloat64One) {
+  const std::string dir = testing::scratch_dir("ease32");
+  const std::string data = testing::make_synthetic_split(dir, 1200, 300, 150, 9);
+  auto comm = make_mpi_communicator();
+  Config c = testing::small_config(data, dir + "/f64");
+  c.model.type = "ease";
+  c.ease.lambda = {50};
+  RunResult f64 = Trainer(c, *comm).run();
+  c.ease.precision = "float32";
+  c.output.dir = dir + "/f32";
+  Trainer t32(c, *comm);
+  RunResult f32 = t32.run();
+  EXPECT_EQ(dynamic_cast<EASEModel&>(t32.model()).weights().scalar_type(), torch::kFloat32);
+  EXPECT_NEAR(f32.test.mean_ndcg100(), f64.test.mean_ndcg100(), 1e-3);
+  EXPECT_GT(f32.test.mean_ndcg100(), f32.popularity_test.mean_ndcg100() + 0.05);
 }
 
 // Projected gradient descent on the same objective, run to convergence: the brute-force reference.

@@ -16,7 +16,9 @@
 #include "recvae/models/cdae.h"
 #include "recvae/models/ease.h"
 #include "recvae/models/gram.h"
+#include "recvae/models/implicit_slim.h"
 #include "recvae/models/slim.h"
+#include "recvae/models/wmf.h"
 #include "recvae/models/multvae.h"
 #include "recvae/models/ract.h"
 #include "recvae/train/trainer.h"
@@ -329,6 +331,14 @@ TEST(DistributedEASE, GramAndFitEqualSingleProcess) {
   reduce_gram(g, *world, /*chunk_bytes=*/1000);
   const CsrMatrix all = file.read_rows(split::kTrain, 0, file.num_rows(split::kTrain));
   EXPECT_TRUE(torch::equal(g, local_gram(all, 2)));
+  // float32 takes the data collective; binary counts stay exact.
+  torch::Tensor g32 = local_gram(file.read_rows(split::kTrain, r.lo, r.hi), 1, torch::kFloat32);
+  reduce_gram(g32, *world, /*chunk_bytes=*/1000);
+  EXPECT_TRUE(torch::equal(g32.to(torch::kFloat64), g));
+  // Columns for the residual check, from the sparse shards only.
+  const std::vector<std::int64_t> cols{0, 7, all.cols - 1};
+  EXPECT_TRUE(torch::equal(distributed_gram_columns(file.read_rows(split::kTrain, r.lo, r.hi), cols, *world),
+                           g.index_select(1, torch::tensor(cols, torch::kLong))));
 
   Config c = model_config("ease", "ease_fit", 64);
   c.ease.lambda = {10.0, 100.0};
@@ -340,6 +350,53 @@ TEST(DistributedEASE, GramAndFitEqualSingleProcess) {
 }
 
 // SLIM: every rank solves its own item columns; the gathered W equals one process's.
+// ImplicitSLIM (Note [ImplicitSLIM]): the update from the ranks' shards equals one process's
+// from all rows, and a RecVAE run that applies it every epoch equals one process.
+TEST(DistributedImplicitSLIM, UpdateAndRunEqualSingleProcess) {
+  auto world = make_mpi_communicator();
+  auto self = make_mpi_self_communicator();
+  SplitFile file(data_file());
+  const RowRange r = shard_of(file, split::kTrain, world_rank(), world_size());
+  const CsrMatrix all = file.read_rows(split::kTrain, 0, file.num_rows(split::kTrain));
+  ImplicitSLIMConfig c;
+  c.every = 1;
+  c.lambda = 20;
+  c.threshold = 3;
+  torch::manual_seed(3);
+  auto e = torch::randn({all.cols, 8}) * 0.1;
+  auto dist = implicit_slim(e, file.read_rows(split::kTrain, r.lo, r.hi), *world, c, 1);
+  auto single = implicit_slim(e, all, *self, c, 2);
+  EXPECT_LE((dist - single).abs().max().item<double>(), 1e-9 * single.abs().max().item<double>());
+  EXPECT_GT(single.abs().max().item<double>(), 0.0);
+
+  Config cfg = model_config("recvae", "islim_run", 64);
+  cfg.model.implicit_slim = c;
+  cfg.train.epochs = 2;
+  SideBySide both(cfg);
+  EXPECT_NEAR(both.dist.test.ndcg100, both.single.test.ndcg100, 1e-5 * both.single.test.ndcg100);
+  EXPECT_LE(max_relative_difference(both.dist_trainer->model().parameters(), both.single_trainer->model().parameters()),
+            1e-4);
+}
+
+// WMF and PMF (Note [Distributed ALS]): users solved on their shards, items on balanced item
+// ranges from the item-major copy, both gathered: the factors equal one process's.
+TEST(DistributedALS, FactorsEqualSingleProcess) {
+  for (const char* type : {"wmf", "pmf"}) {
+    Config c = model_config(type, std::string("als_") + type, 64);
+    c.wmf.dim = 8;
+    c.wmf.regularization = 0.01;
+    c.pmf.dim = 8;
+    c.train.epochs = 2;
+    SideBySide both(c);
+    auto& d = dynamic_cast<ALSModel&>(both.dist_trainer->model());
+    auto& s = dynamic_cast<ALSModel&>(both.single_trainer->model());
+    EXPECT_EQ(d.item_bounds().size(), static_cast<size_t>(world_size() + 1));
+    EXPECT_LE(max_relative_difference({d.item_factors()}, {s.item_factors()}), 1e-5) << type;
+    EXPECT_NEAR(both.dist.test.ndcg100, both.single.test.ndcg100, 1e-5 * both.single.test.ndcg100) << type;
+    EXPECT_GT(both.dist.test.mean_ndcg100(), 0.0);
+  }
+}
+
 TEST(DistributedSLIM, GatheredWeightsEqualSingleProcess) {
   SideBySide both(model_config("slim", "slim_fit", 64));
   EXPECT_TRUE(torch::equal(dynamic_cast<SLIMModel&>(both.dist_trainer->model()).dense_weights(),

@@ -23,6 +23,8 @@ struct CsrMatrix {
   /// Builds from (row, col, value) triplets; sorts, and sums duplicates. rows/cols give the shape.
   static CsrMatrix from_triplets(std::int64_t rows, std::int64_t cols, const std::vector<std::int64_t>& r,
                                  const std::vector<std::int32_t>& c, const std::vector<float>& v);
+  /// The transpose (rows = this matrix's columns), indices sorted: the item-major (CSC) copy.
+  CsrMatrix transposed() const;
   /// Copy of rows [lo, hi) as a standalone matrix.
   CsrMatrix slice_rows(std::int64_t lo, std::int64_t hi) const;
   /// Throws InputError("<what>: <problem>") unless indptr is monotone from 0 to nnz, indices are in

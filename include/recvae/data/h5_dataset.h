@@ -17,6 +17,8 @@ inline constexpr const char* kValidationFoldIn = "validation/fold_in";
 inline constexpr const char* kValidationHoldout = "validation/holdout";
 inline constexpr const char* kTestFoldIn = "test/fold_in";
 inline constexpr const char* kTestHoldout = "test/holdout";
+/// The item-major (CSC) copy of train, for the item steps of ALS (optional in a file).
+inline constexpr const char* kTrainItemMajor = "train_csc";
 }  // namespace split
 
 /// Format version written to the file's root attribute `format_version`.
@@ -48,6 +50,11 @@ struct SplitData {
 /// Validates every matrix first (InputError on inconsistency, e.g. different item counts).
 void write_split_file(const std::string& path, const SplitData& data);
 
+/// Adds the item-major copy of /train (group `train_csc`, anndata csc_matrix encoding) to an
+/// existing split file, through a copy and a rename: a failure leaves the file as it was.
+/// Throws InputError when the file already has one.
+void add_item_major_copy(const std::string& path);
+
 /// Read access to a split file; each reader opens the file itself and reads row ranges only.
 class SplitFile {
  public:
@@ -70,6 +77,14 @@ class SplitFile {
   /// Rows [lo, hi) of a split as a standalone CSR matrix (hyperslab reads of indptr, then of
   /// indices/data). Validates what it reads; InputError names file, split and problem.
   CsrMatrix read_rows(const std::string& split, std::int64_t lo, std::int64_t hi) const;
+  /// Whether the file holds the item-major copy of train (written by recvae_prep, or added to an
+  /// older file by `recvae_prep --add-csc FILE`).
+  bool has_item_major() const { return has_item_major_; }
+  /// indptr[lo .. hi] of the item-major copy (absolute offsets): the training users of items [lo, hi).
+  std::vector<std::int64_t> read_item_indptr(std::int64_t lo, std::int64_t hi) const;
+  /// Items [lo, hi) of train as rows of a standalone matrix whose columns are the training
+  /// users. Throws InputError when the file has no item-major copy, saying how to add one.
+  CsrMatrix read_item_columns(std::int64_t lo, std::int64_t hi) const;
   /// Original item ids (column order).
   std::vector<std::string> read_item_ids() const;
   /// Original user ids of the rows of "train", "validation" or "test" (empty when not stored).
@@ -82,6 +97,10 @@ class SplitFile {
   std::int64_t num_items_ = 0;
   long long file_id_ = -1;  // hid_t, kept opaque so this header needs no HDF5 include
   std::map<std::string, std::int64_t> rows_;
+  bool has_item_major_ = false;
+  CsrMatrix read_compressed(const std::string& group, std::int64_t lo, std::int64_t hi, std::int64_t minor) const;
+  std::vector<std::int64_t> read_group_indptr(const std::string& group, std::int64_t majors, std::int64_t lo,
+                                              std::int64_t hi) const;
 };
 
 }  // namespace recvae

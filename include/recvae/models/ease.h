@@ -14,17 +14,24 @@ namespace recvae {
 
 struct EASEConfig;
 
-/// B from a Gram matrix (float64 [items, items]) and lambda > 0, in float64: Cholesky of
-/// G + lambda I, its inverse P, B = -P / diag(P) column-wise, diag(B) = 0. Throws
-/// InputError when G + lambda I is not positive definite or the inverse fails its residual
-/// check (max |(G + lambda I) P - I| over sampled columns).
+/// B from a Gram matrix ([items, items], float64 or float32, host or GPU) and lambda > 0, in
+/// the Gram matrix's precision: P = (G + lambda I)^-1, B = -P / diag(P) column-wise, diag(B) = 0.
+/// Throws InputError when G + lambda I is not positive definite or the inverse fails its
+/// residual check (max |(G + lambda I) P - I| over sampled columns).
 torch::Tensor ease_weights(const torch::Tensor& gram, double lambda);
+/// ease_weights on `a` = G + lambda I itself, which becomes B (Note [In-place SPD inverse]).
+/// `a_columns` (float64 host [items, cols.size()]) are the columns `cols` of G + lambda I, for
+/// the residual check.
+void ease_weights_in_place(torch::Tensor& a, double lambda, const torch::Tensor& a_columns,
+                           const std::vector<std::int64_t>& cols, int threads);
+/// Peak host bytes per rank of an EASE fit on `items` items ("float64" or "float32") on `device`.
+double ease_fit_bytes(std::int64_t items, const std::string& precision, const torch::Device& device);
 
 /// EASE behind the Model interface: no passes; one candidate fit per lambda (Note [Closed-form
-/// models] in model.cpp), the Gram matrix computed once and kept for the next lambda.
+/// models] in model.cpp); G is recomputed for each (cheap next to the solve), never kept.
 class EASEModel final : public ClosedFormModel {
  public:
-  /// Checks that G, its inverse and B fit in ease.memory_limit_gb; B is allocated at fit time.
+  /// Checks that G (which becomes B) fits in ease.memory_limit_gb; B is allocated at fit time.
   EASEModel(const EASEConfig& config, const ModelContext& ctx);
   std::string type() const override { return "ease"; }
   torch::Tensor scores(const SparseBatch& fold_in) override;
@@ -35,11 +42,11 @@ class EASEModel final : public ClosedFormModel {
   const torch::Tensor& weights() const { return b_; }
 
  private:
-  torch::Tensor b_;  // buffer "B" of module_: saved as best_model.pt
-  torch::Tensor gram_;  // float64, kept between the lambdas
+  torch::Tensor b_;  // buffer "B" of module_, in the solve's precision: saved as best_model.pt
   std::vector<double> lambdas_;
   std::int64_t items_;
   torch::Device device_;
+  torch::ScalarType dtype_;  // ease.precision
 };
 
 }  // namespace recvae

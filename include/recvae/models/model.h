@@ -17,6 +17,7 @@ namespace recvae {
 struct Config;
 struct CsrMatrix;
 class Communicator;
+class SplitFile;
 
 /// Loss of the local part of one global batch.
 struct LossTerms {
@@ -66,6 +67,9 @@ struct ModelContext {
   std::int64_t local_users_lo = 0;    ///< this rank's training users: global rows [lo, hi)
   std::int64_t local_users_hi = 0;    ///< (per-user parameters are sized by them)
   torch::Device device{torch::kCPU};  ///< compute device
+  const SplitFile* data = nullptr;    ///< the split file, open during construction only (ALS reads its item range)
+  int rank = 0;                       ///< this process's rank
+  int world_size = 1;                 ///< ranks in the job
 };
 
 /// What a closed-form model is fitted from (Note [Closed-form models] in model.cpp).
@@ -110,6 +114,13 @@ class Model {
   /// Runs on every rank when `pass` ends; true asks the trainer to compare the replicas
   /// (RecVAE refreshes encoder_old here).
   virtual bool after_pass(const PassSpec& pass) { return false; }
+  /// Runs on every rank at the start of epoch `epoch` (0-based), before its first pass; not run
+  /// again when a resumed run re-enters the epoch after its start (a collective: RecVAE's
+  /// ImplicitSLIM update). true asks the trainer to compare the replicas.
+  virtual bool before_epoch(int epoch, const FitContext& ctx) { return false; }
+  /// Named figures of the epoch that just ended, the same on every rank (ALS's objective);
+  /// they go to metrics.jsonl under "model".
+  virtual std::vector<std::pair<std::string, double>> epoch_summary() { return {}; }
   /// Closed-form models (EASE): the number of candidate fits, each evaluated on validation
   /// (EASE: one per lambda); 0 for models trained by passes.
   virtual int fit_candidates() const { return 0; }

@@ -10,6 +10,7 @@
 
 #include "recvae/batch/sparse_batch.h"
 #include "recvae/models/model.h"
+#include "recvae/util/config.h"
 
 namespace recvae {
 
@@ -88,14 +89,14 @@ class RecVAEImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RecVAE);
 
-struct RecVAEConfig;
-
 /// RecVAE behind the Model interface: groups encoder and decoder, the alternating schedule
 /// (or one joint pass), encoder_old refreshed after the last encoder pass.
 class RecVAEModel final : public Model {
  public:
-  /// Builds the network for `ctx.items` items on `ctx.device`.
-  RecVAEModel(const RecVAEConfig& config, double dropout, const ModelContext& ctx);
+  /// Builds the network for `ctx.items` items on `ctx.device`; `implicit_slim.every` > 0 turns
+  /// on the ImplicitSLIM update of the item embeddings (Note [ImplicitSLIM]).
+  RecVAEModel(const RecVAEConfig& config, double dropout, const ModelContext& ctx,
+              const ImplicitSLIMConfig& implicit_slim = {});
   std::string type() const override { return "recvae"; }
   torch::nn::Module& module() override { return *net_; }
   std::vector<ParameterGroup> parameter_groups() override;
@@ -105,6 +106,9 @@ class RecVAEModel final : public Model {
   torch::Tensor scores(const SparseBatch& fold_in) override { return net_->scores(fold_in); }
   torch::Tensor training_logits(const SparseBatch& batch) override;
   bool after_pass(const PassSpec& pass) override;
+  /// ImplicitSLIM: before every `every`-th epoch, the encoder's first layer and the decoder's
+  /// weights (both item-major) are replaced by their ImplicitSLIM projections.
+  bool before_epoch(int epoch, const FitContext& ctx) override;
   std::vector<std::pair<std::string, std::int64_t>> shape() const override;
   /// The network (tests inspect and perturb it).
   RecVAE& net() { return net_; }
@@ -115,6 +119,7 @@ class RecVAEModel final : public Model {
   int encoder_passes_, decoder_passes_;
   bool alternating_;
   double dropout_;
+  ImplicitSLIMConfig implicit_slim_;
 };
 
 }  // namespace recvae

@@ -14,8 +14,17 @@ struct DataConfig {
 };
 
 /// `model:` which model the run trains.
+/// `model.implicit_slim:` ImplicitSLIM (Shenbin and Nikolenko 2023) for RecVAE's item embeddings.
+struct ImplicitSLIMConfig {
+  int every = 0;             ///< replace the embeddings before every `every`-th epoch; 0: off
+  double lambda = 500.0;     ///< L2 weight of the implicit SLIM
+  double alpha = 1.0;        ///< weight of the embedding-space term
+  double threshold = 1000.0; ///< items with fewer interactions are left out of the projection
+};
+
 struct ModelConfig {
-  std::string type = "recvae";  ///< recvae | multvae | multdae | cdae | autorec | ract | ease | slim (models/model.h)
+  std::string type = "recvae";  ///< recvae | multvae | multdae | cdae | autorec | ract | ease | slim | wmf | pmf (models/model.h)
+  ImplicitSLIMConfig implicit_slim;  ///< RecVAE only
 };
 
 /// `recvae:` RecVAE's architecture and schedule (spec defaults).
@@ -77,6 +86,7 @@ struct RaCTConfig {
 struct EASEConfig {
   std::vector<double> lambda{500.0};  ///< L2 weights to fit; the best on validation NDCG@100 is kept
   double memory_limit_gb = 0;         ///< refuse a fit needing more host memory per rank; 0: 80% of the node's
+  std::string precision = "float64";  ///< float64 | float32: the Gram matrix, its inverse and B
 };
 
 /// `slim:` SLIM (Ning and Karypis 2011), solved column by column on the distributed Gram matrix.
@@ -86,6 +96,24 @@ struct SLIMConfig {
   int max_sweeps = 100;       ///< coordinate-descent sweeps per column at most
   double tolerance = 1e-4;    ///< a column is done when no weight moves by more in a sweep
   double memory_limit_gb = 0; ///< refuse a fit whose Gram matrix needs more per rank; 0: no limit
+};
+
+/// `wmf:` implicit ALS (Hu, Koren and Volinsky 2008) in Rendle et al.'s (2022) formulation.
+struct WMFConfig {
+  std::int64_t dim = 256;          ///< embedding width k
+  double regularization = 0.003;   ///< lambda
+  double regularization_exp = 1.0; ///< nu: lambda (n + alpha_0 * N)^nu per row
+  double unobserved_weight = 0.1;  ///< alpha_0: the weight of every (user, item) pair's squared score
+  double alpha = 0.0;              ///< confidence of an observed value x: 1 + alpha * x (count data)
+  double init_stddev = 0.1;        ///< factors start as N(0, init_stddev^2 / dim)
+};
+
+/// `pmf:` PMF (Salakhutdinov and Mnih 2008) on binarised data: every entry observed with equal
+/// weight, zeros included (the alpha_0 = 1, nu = 0 member of the WMF solver).
+struct PMFConfig {
+  std::int64_t dim = 256;          ///< embedding width k
+  double regularization = 1.0;     ///< lambda (the Gaussian priors' precision ratio)
+  double init_stddev = 0.1;        ///< factors start as N(0, init_stddev^2 / dim)
 };
 
 /// `train:` optimisation schedule shared by every model.
@@ -138,6 +166,8 @@ struct Config {
   RaCTConfig ract;
   EASEConfig ease;
   SLIMConfig slim;
+  WMFConfig wmf;
+  PMFConfig pmf;
   TrainConfig train;
   EvalConfig eval;
   OutputConfig output;

@@ -1,0 +1,100 @@
+#pragma once
+// WMF / implicit ALS (Hu, Koren and Volinsky 2008, in Rendle et al.'s 2022 formulation) and PMF
+// on binarised data, by distributed alternating least squares (Note [Distributed ALS] in wmf.cpp).
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "recvae/data/csr.h"
+#include "recvae/models/model.h"
+
+namespace recvae {
+
+struct WMFConfig;
+struct PMFConfig;
+
+/// The constants of one ALS objective:
+///   sum_obs a_ui (s_ui - 1)^2 + alpha_0 sum_all s_ui^2 + sum_u lambda_u |w_u|^2 + sum_i lambda_i |h_i|^2
+/// with s_ui = w_u . h_i, a_ui = 1 + alpha x_ui and lambda_r = lambda (n_r + alpha_0 N)^nu (n_r:
+/// the row's observations, N: the other side's count). PMF replaces the observed term by exact
+/// squared error on every entry: a = 0 in the Gram part, target 1 (`observed_in_gram` false).
+struct ALSObjective {
+  std::int64_t dim = 0;            ///< k
+  double regularization = 0;       ///< lambda
+  double regularization_exp = 0;   ///< nu
+  double unobserved_weight = 0;    ///< alpha_0
+  double alpha = 0;                ///< confidence slope for observed values
+  double init_stddev = 0.1;        ///< initial factors N(0, init_stddev^2 / k)
+  bool observed_in_gram = true;    ///< false: PMF (every entry one squared error)
+  /// lambda (n + alpha_0 * others)^nu.
+  double row_regularization(std::int64_t n, std::int64_t others) const;
+};
+
+/// For every row r of `x` (columns index the rows of `factors` [n, k]), the exact minimiser
+///   (alpha_0 F^T F + lambda_r I + sum_{j in r} a_rj f_j f_j^T) w_r = sum_{j in r} t_rj f_j
+/// by batched Cholesky on the factors' device. `gram` is F^T F; `others` is N for lambda_r.
+/// Throws InputError naming row `first_row + r` when a system is not positive definite.
+torch::Tensor als_solve_rows(const torch::Tensor& factors, const torch::Tensor& gram, const CsrMatrix& x,
+                             const ALSObjective& o, std::int64_t others, std::int64_t first_row, const char* what);
+
+/// WMF (`wmf`) or PMF (`pmf`) behind the Model interface: no passes; each epoch's work (a user
+/// step on every rank's rows, an item step on every rank's item range, two all-gathers) runs
+/// in before_epoch. The item factors are the model's one parameter (replicated, saved,
+/// checkpointed); user factors are recomputed from them, so a resume is exact.
+class ALSModel final : public Model {
+ public:
+  /// Reads this rank's item range of the item-major copy of train (InputError without it).
+  ALSModel(std::string type, const ALSObjective& objective, const ModelContext& ctx);
+  std::string type() const override { return type_; }
+  torch::nn::Module& module() override { return *module_; }
+  std::vector<ParameterGroup> parameter_groups() override { return {}; }
+  std::vector<PassSpec> epoch_schedule(int) const override { return {}; }
+  /// Throws: ALS has no gradient loss.
+  LossTerms loss(const SparseBatch& batch, const StepContext& ctx) override;
+  torch::Tensor scores(const SparseBatch& fold_in) override;
+  bool before_epoch(int epoch, const FitContext& ctx) override;
+  std::vector<std::pair<std::string, double>> epoch_summary() override { return summary_; }
+  std::vector<std::pair<std::string, std::int64_t>> shape() const override;
+
+  /// The user half-step: this rank's user factors from the item factors (returned, also kept).
+  const torch::Tensor& user_step(const FitContext& ctx);
+  /// The item half-step: every rank's user factors gathered, this rank's item range solved,
+  /// the item factors gathered (a collective).
+  void item_step(const FitContext& ctx);
+  /// The objective above over every rank's rows (a collective), with the current factors.
+  double objective(const FitContext& ctx);
+  /// Item factors [items, k].
+  const torch::Tensor& item_factors() const { return items_; }
+  /// This rank's user factors [local users, k] from the last user step.
+  const torch::Tensor& user_factors() const { return users_; }
+  /// First item of each rank's item range, and the end (size world_size + 1).
+  const std::vector<std::int64_t>& item_bounds() const { return item_bounds_; }
+
+ private:
+  torch::Tensor gathered(const torch::Tensor& local, const std::vector<std::int64_t>& bounds, FitContext& ctx);
+  torch::Tensor item_gram();
+
+  std::string type_;
+  ALSObjective o_;
+  std::shared_ptr<torch::nn::Module> module_;
+  torch::Tensor items_;  // parameter "item_factors" of module_ (no gradient)
+  torch::Tensor users_;  // this rank's rows
+  std::int64_t num_items_, num_users_;
+  std::vector<std::int64_t> user_bounds_, item_bounds_;
+  CsrMatrix item_columns_;  // this rank's item range of train, item-major
+  std::vector<std::int64_t> item_counts_;  // observations of every item
+  torch::Device device_;
+  torch::Tensor gram_cache_;
+  std::int64_t gram_version_ = -1;
+  std::vector<std::pair<std::string, double>> summary_;
+};
+
+/// `wmf:` as an ALSObjective.
+ALSObjective wmf_objective(const WMFConfig& c);
+/// `pmf:` as an ALSObjective (alpha_0 = 1, nu = 0, no observed Gram term).
+ALSObjective pmf_objective(const PMFConfig& c);
+
+}  // namespace recvae

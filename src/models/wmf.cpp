@@ -1,0 +1,271 @@
+#include "recvae/models/wmf.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <stdexcept>
+
+#include "recvae/data/h5_dataset.h"
+#include "recvae/data/sharding.h"
+#include "recvae/dist/comm.h"
+#include "recvae/util/config.h"
+#include "recvae/util/error.h"
+
+namespace recvae {
+
+// Note [Distributed ALS]
+// ~~~~~~~~~~~~~~~~~~~~~~
+// One epoch is a user half-step then an item half-step, each the exact minimiser of the whole
+// objective in its block (so the objective never rises). The Gramian trick makes the
+// unobserved pairs cost one k x k matrix, alpha_0 F^T F, shared by every row's system, so a row
+// costs its own observations plus one k x k Cholesky. Distribution follows Spark's block ALS:
+//  * user step: each rank solves its own user shard (the rows it already holds) against the
+//    replicated item factors; nothing is exchanged to solve.
+//  * item step: every rank needs the users of the items it solves, so the user factors are
+//    all-gathered (users x k floats); each rank then solves a contiguous item range (balanced
+//    by non-zeros) from the item-major (CSC) copy of train in the split file, read by range,
+//    never transposed at run time; the item factors are all-gathered to stay replicated.
+// Both gathers are broadcasts of each rank's slice through the backend's data collective, so
+// on GPUs they run over NCCL. The solves are batched Cholesky factorisations on the device, rows
+// sorted by length so that padding stays small. Every row's system depends only on replicated
+// factors and the row's own observations, so the factors are the same at every world size up to
+// the summation order inside the batched products (1e-6 relative). Checkpoints hold the item
+// factors only: the user factors are a function of them, recomputed by the next user step.
+
+double ALSObjective::row_regularization(std::int64_t n, std::int64_t others) const {
+  return regularization * std::pow(static_cast<double>(n) + unobserved_weight * static_cast<double>(others),
+                                   regularization_exp);
+}
+
+ALSObjective wmf_objective(const WMFConfig& c) {
+  ALSObjective o;
+  o.dim = c.dim;
+  o.regularization = c.regularization;
+  o.regularization_exp = c.regularization_exp;
+  o.unobserved_weight = c.unobserved_weight;
+  o.alpha = c.alpha;
+  o.init_stddev = c.init_stddev;
+  return o;
+}
+
+ALSObjective pmf_objective(const PMFConfig& c) {
+  ALSObjective o;
+  o.dim = c.dim;
+  o.regularization = c.regularization;
+  o.regularization_exp = 0;
+  o.unobserved_weight = 1;
+  o.init_stddev = c.init_stddev;
+  o.observed_in_gram = false;
+  return o;
+}
+
+torch::Tensor als_solve_rows(const torch::Tensor& factors, const torch::Tensor& gram, const CsrMatrix& x,
+                             const ALSObjective& o, std::int64_t others, std::int64_t first_row, const char* what) {
+  torch::NoGradGuard guard;
+  const std::int64_t rows = x.rows, k = factors.size(1), n = factors.size(0);
+  auto out = torch::zeros({rows, k}, factors.options());
+  if (rows == 0) return out;
+  const std::int64_t base_ptr = x.indptr[0];
+  std::vector<std::int64_t> order(static_cast<size_t>(rows));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) { return x.row_nnz(a) < x.row_nnz(b); });
+  const auto padded = torch::cat({factors, torch::zeros({1, k}, factors.options())});  // row n: padding
+  const auto base = gram * o.unobserved_weight;
+  constexpr std::int64_t kBudget = std::int64_t(1) << 24, kMaxRows = 1024;  // elements of one padded block
+  for (std::int64_t s = 0; s < rows;) {
+    std::int64_t e = s + 1;
+    while (e < rows && e - s < kMaxRows && (e - s + 1) * std::max<std::int64_t>(1, x.row_nnz(order[e])) * k <= kBudget) ++e;
+    const std::int64_t batch = e - s, len = std::max<std::int64_t>(1, x.row_nnz(order[e - 1]));
+    std::vector<std::int64_t> idx(static_cast<size_t>(batch * len), n), picked(static_cast<size_t>(batch));
+    std::vector<float> gram_w(static_cast<size_t>(batch * len), 0.f), rhs_w(static_cast<size_t>(batch * len), 0.f);
+    std::vector<float> reg(static_cast<size_t>(batch));
+    for (std::int64_t b = 0; b < batch; ++b) {
+      const std::int64_t r = order[s + b];
+      picked[b] = r;
+      reg[b] = static_cast<float>(o.row_regularization(x.row_nnz(r), others));
+      for (std::int64_t p = x.indptr[r] - base_ptr, j = 0; p < x.indptr[r + 1] - base_ptr; ++p, ++j) {
+        const float confidence = static_cast<float>(1.0 + o.alpha * x.data[p]);
+        idx[b * len + j] = x.indices[p];
+        gram_w[b * len + j] = o.observed_in_gram ? std::sqrt(confidence) : 0.f;
+        rhs_w[b * len + j] = o.observed_in_gram ? confidence : 1.f;
+      }
+    }
+    const auto dev = factors.device();
+    auto f = padded.index_select(0, torch::tensor(idx, torch::kLong).to(dev)).view({batch, len, k});
+    auto a = base.unsqueeze(0).expand({batch, k, k}).clone();
+    a.diagonal(0, 1, 2).add_(torch::tensor(reg).to(dev).unsqueeze(1));
+    if (o.observed_in_gram) {
+      auto fa = f * torch::tensor(gram_w).to(dev).view({batch, len, 1});
+      a.baddbmm_(fa.transpose(1, 2), fa);
+    }
+    auto rhs = (f * torch::tensor(rhs_w).to(dev).view({batch, len, 1})).sum(1);
+    torch::Tensor chol, info;
+    std::tie(chol, info) = torch::linalg_cholesky_ex(a);
+    auto bad = info.ne(0).nonzero().cpu();
+    if (bad.size(0) > 0)
+      throw InputError(std::string(what) + ": the system of row " +
+                       std::to_string(first_row + picked[bad[0][0].item<std::int64_t>()]) +
+                       " is not positive definite; raise the regularization");
+    auto w = torch::cholesky_solve(rhs.unsqueeze(2), chol).squeeze(2);
+    if (!torch::isfinite(w).all().item<bool>())
+      throw InputError(std::string(what) + ": non-finite factors from the solve of rows " + std::to_string(first_row + picked[0]) +
+                       "..; raise the regularization");
+    out.index_copy_(0, torch::tensor(picked, torch::kLong).to(dev), w);
+    s = e;
+  }
+  return out;
+}
+
+ALSModel::ALSModel(std::string type, const ALSObjective& o, const ModelContext& ctx)
+    : type_(std::move(type)),
+      o_(o),
+      module_(std::make_shared<torch::nn::Module>(type_)),
+      num_items_(ctx.items),
+      num_users_(ctx.train_users),
+      device_(ctx.device) {
+  if (ctx.data == nullptr) throw std::logic_error(type_ + ": the model needs the split file at construction");
+  const SplitFile& file = *ctx.data;
+  for (int r = 0; r < ctx.world_size; ++r) user_bounds_.push_back(shard_of(file, split::kTrain, r, ctx.world_size).lo);
+  user_bounds_.push_back(num_users_);
+  if (user_bounds_[ctx.rank] != ctx.local_users_lo || user_bounds_[ctx.rank + 1] != ctx.local_users_hi)
+    throw std::logic_error(type_ + ": user shards differ from the trainer's");
+  const std::vector<std::int64_t> indptr = file.read_item_indptr(0, num_items_);  // InputError without train_csc
+  for (std::int64_t i = 0; i < num_items_; ++i) item_counts_.push_back(indptr[i + 1] - indptr[i]);
+  for (int r = 0; r < ctx.world_size; ++r) item_bounds_.push_back(balanced_range(indptr, r, ctx.world_size).lo);
+  item_bounds_.push_back(num_items_);
+  item_columns_ = file.read_item_columns(item_bounds_[ctx.rank], item_bounds_[ctx.rank + 1]);
+  torch::NoGradGuard guard;
+  auto init = torch::randn({num_items_, o_.dim}) * (o_.init_stddev / std::sqrt(static_cast<double>(o_.dim)));
+  items_ = module_->register_parameter("item_factors", init, /*requires_grad=*/false);
+  module_->to(device_);
+  items_ = module_->named_parameters()["item_factors"];
+  users_ = torch::zeros({ctx.local_users_hi - ctx.local_users_lo, o_.dim}, items_.options());
+}
+
+LossTerms ALSModel::loss(const SparseBatch&, const StepContext&) {
+  throw std::logic_error(type_ + ": fitted by alternating least squares, not by gradient steps");
+}
+
+torch::Tensor ALSModel::item_gram() {
+  const auto version = items_._version();
+  if (!gram_cache_.defined() || version != gram_version_ || gram_cache_.device() != items_.device()) {
+    gram_cache_ = items_.t().matmul(items_);
+    gram_version_ = version;
+  }
+  return gram_cache_;
+}
+
+torch::Tensor ALSModel::gathered(const torch::Tensor& local, const std::vector<std::int64_t>& bounds, FitContext& ctx) {
+  auto full = torch::zeros({bounds.back(), local.size(1)}, local.options());
+  const int rank = ctx.comm.rank();
+  full.narrow(0, bounds[rank], bounds[rank + 1] - bounds[rank]).copy_(local);
+  for (int r = 0; r < ctx.comm.size(); ++r) {
+    const std::int64_t count = (bounds[r + 1] - bounds[r]) * local.size(1);
+    if (count > 0) ctx.comm.broadcast(full.narrow(0, bounds[r], bounds[r + 1] - bounds[r]).data_ptr<float>(),
+                                      static_cast<std::size_t>(count), r);
+  }
+  return full;
+}
+
+const torch::Tensor& ALSModel::user_step(const FitContext& ctx) {
+  users_ = als_solve_rows(items_, item_gram(), ctx.train, o_, num_items_, ctx.first_row, "user step");
+  return users_;
+}
+
+void ALSModel::item_step(const FitContext& ctx) {
+  FitContext c = ctx;
+  torch::Tensor all_users = gathered(users_, user_bounds_, c);
+  torch::Tensor user_gram = all_users.t().matmul(all_users);
+  const int rank = ctx.comm.rank();
+  torch::Tensor mine = als_solve_rows(all_users, user_gram, item_columns_, o_, num_users_, item_bounds_[rank], "item step");
+  torch::NoGradGuard guard;
+  items_.copy_(gathered(mine, item_bounds_, c));
+}
+
+double ALSModel::objective(const FitContext& ctx) {
+  torch::NoGradGuard guard;
+  const CsrMatrix& x = ctx.train;
+  const std::int64_t k = o_.dim;
+  // [observed term, user regulariser] over this rank's rows, then U^T U; summed over the ranks.
+  std::vector<double> sums(static_cast<size_t>(2 + k * k), 0.0);
+  const std::int64_t base = x.indptr[0];
+  constexpr std::int64_t kChunk = 1 << 16;  // non-zeros per gather
+  for (std::int64_t r0 = 0; r0 < x.rows;) {
+    std::int64_t r1 = r0;
+    while (r1 < x.rows && (r1 == r0 || x.indptr[r1 + 1] - x.indptr[r0] <= kChunk)) ++r1;
+    std::vector<std::int64_t> row, col;
+    std::vector<float> val;
+    for (std::int64_t r = r0; r < r1; ++r)
+      for (std::int64_t p = x.indptr[r] - base; p < x.indptr[r + 1] - base; ++p) {
+        row.push_back(r);
+        col.push_back(x.indices[p]);
+        val.push_back(x.data[p]);
+      }
+    if (!row.empty()) {
+      const auto dev = items_.device();
+      auto s = (users_.index_select(0, torch::tensor(row).to(dev)) * items_.index_select(0, torch::tensor(col).to(dev))).sum(1).to(torch::kFloat64);
+      if (o_.observed_in_gram) {
+        auto a = 1.0 + o_.alpha * torch::tensor(val).to(dev).to(torch::kFloat64);
+        sums[0] += (a * (s - 1).pow(2)).sum().item<double>();
+      } else {
+        sums[0] += (1 - 2 * s).sum().item<double>();  // (s - 1)^2 - s^2: the rest is in the all-pairs term
+      }
+    }
+    r0 = r1;
+  }
+  auto norms = users_.to(torch::kFloat64).pow(2).sum(1).cpu();
+  for (std::int64_t r = 0; r < x.rows; ++r)
+    sums[1] += o_.row_regularization(x.row_nnz(r), num_items_) * norms[r].item<double>();
+  auto ug = users_.to(torch::kFloat64).t().matmul(users_.to(torch::kFloat64)).cpu().contiguous();
+  std::copy(ug.data_ptr<double>(), ug.data_ptr<double>() + k * k, sums.begin() + 2);
+  ctx.comm.allreduce_sum_host(sums.data(), sums.size());
+  auto user_gram = torch::from_blob(sums.data() + 2, {k, k}, torch::kFloat64).clone();
+  auto v = items_.to(torch::kFloat64).cpu();
+  const double all_pairs = (user_gram * v.t().matmul(v)).sum().item<double>();
+  auto item_norms = v.pow(2).sum(1);
+  double item_reg = 0;
+  for (std::int64_t i = 0; i < num_items_; ++i)
+    item_reg += o_.row_regularization(item_counts_[i], num_users_) * item_norms[i].item<double>();
+  return sums[0] + o_.unobserved_weight * all_pairs + sums[1] + item_reg;
+}
+
+bool ALSModel::before_epoch(int epoch, const FitContext& ctx) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  user_step(ctx);
+  const auto t1 = Clock::now();
+  item_step(ctx);
+  const auto t2 = Clock::now();
+  const double loss = objective(ctx);
+  summary_ = {{"objective", loss},
+              {"user_step_seconds", std::chrono::duration<double>(t1 - t0).count()},
+              {"item_step_seconds", std::chrono::duration<double>(t2 - t1).count()}};
+  (void)epoch;
+  return true;
+}
+
+torch::Tensor ALSModel::scores(const SparseBatch& fold_in) {
+  torch::NoGradGuard guard;
+  // Fold-in (strong generalisation): one user-step solve per held-out user with the item
+  // factors fixed, then scores against every item.
+  CsrMatrix x;
+  x.rows = fold_in.rows;
+  x.cols = num_items_;
+  auto offsets = fold_in.offsets.cpu();
+  auto cols = fold_in.cols.cpu().to(torch::kInt32);
+  auto values = fold_in.values.cpu();
+  x.indptr.assign(offsets.data_ptr<std::int64_t>(), offsets.data_ptr<std::int64_t>() + x.rows);
+  x.indptr.push_back(cols.numel());
+  x.indices.assign(cols.data_ptr<std::int32_t>(), cols.data_ptr<std::int32_t>() + cols.numel());
+  x.data.assign(values.data_ptr<float>(), values.data_ptr<float>() + values.numel());
+  auto w = als_solve_rows(items_, item_gram(), x, o_, num_items_, 0, "fold-in");
+  return w.matmul(items_.t());
+}
+
+std::vector<std::pair<std::string, std::int64_t>> ALSModel::shape() const {
+  return {{"items", num_items_}, {type_ + ".dim", o_.dim}};
+}
+
+}  // namespace recvae
