@@ -17,7 +17,8 @@ packages=(
   libhdf5-dev
   libyaml-cpp-dev
   libgtest-dev
-  python3
+  python3 python3-numpy python3-h5py python3-matplotlib  # launch/ plots, compare tables, the export example
+  zlib1g-dev              # gzip-compressed raw inputs
 )
 
 missing=()

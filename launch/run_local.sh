@@ -10,10 +10,18 @@
 #   train.threads = max(1, cores / N) so that ranks x threads never exceeds the cores.
 #
 # Environment:
-#   RECVAE_BIN    trainer binary (default: <repo>/build/recvae_dist)
+#   RECVAE_BIN    trainer binary (default: $BIN_DIR/recvae_dist)
+#   BIN_DIR       directory of the built binaries (default: <repo>/build)
 #   MPIRUN        MPI launcher (default: mpirun)
 #   MPIRUN_ARGS   extra launcher arguments, word-split (e.g. "--mca btl self,vader")
 #   RECVAE_DRY_RUN=1  print the command instead of running it (same as --dry-run)
+#   RECVAE_PLOT=0     do not draw the learning curves at the end
+#   RECVAE_PYTHON     Python for the curves (default: python3 or /usr/bin/python3 with matplotlib)
+#
+# After a successful run, output.dir/curves.png is drawn by launch/plot_run.py (validation metrics
+# and loss terms per epoch) when a Python with matplotlib is found; otherwise one line says how to
+# get it. Plotting never changes the exit status. SIGTERM/SIGUSR1/SIGUSR2 are forwarded to the
+# trainer (or mpirun); Ctrl-C asks it to checkpoint and stop (SIGTERM), a second Ctrl-C kills it.
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,9 +39,11 @@ Everything after CONFIG.yaml is passed to recvae_dist (e.g. --set train.epochs=5
   -h, --help      this text
 
 train.threads defaults to max(1, cores/N) here (cores = $(nproc)), unless you set it with
---set train.threads=T or in the config. Binary: \${RECVAE_BIN:-build/recvae_dist}; launcher:
+--set train.threads=T or in the config. Binary: \${RECVAE_BIN:-\${BIN_DIR:-build}/recvae_dist}; launcher:
 \${MPIRUN:-mpirun} with \$MPIRUN_ARGS appended. Exit status: that of the trainer (0 ok, 2 bad
 input, 1 runtime failure, 3 checkpointed after SIGTERM/SIGUSR1: rerun with --resume).
+After a successful run: output.dir/curves.png (launch/plot_run.py; needs matplotlib,
+RECVAE_PLOT=0 skips it).
 EOF
 }
 
@@ -77,9 +87,9 @@ if [[ ! -f "$config" ]]; then
   exit 2
 fi
 
-bin=${RECVAE_BIN:-$repo_dir/build/recvae_dist}
+bin=${RECVAE_BIN:-${BIN_DIR:-$repo_dir/build}/recvae_dist}
 if [[ ! -x "$bin" ]]; then
-  echo "run_local.sh: trainer '$bin' not found or not executable (build it, or set RECVAE_BIN)" >&2
+  echo "run_local.sh: trainer '$bin' not found or not executable (build it, or set BIN_DIR or RECVAE_BIN)" >&2
   exit 2
 fi
 
@@ -145,4 +155,11 @@ if [[ "$dry_run" == "1" ]]; then
   exit 0
 fi
 echo "run_local.sh: ${cmd[*]}" >&2
-exec "${cmd[@]}"
+# Not `exec`: the trainer runs as a child so that its learning curves (output.dir/curves.png,
+# launch/plot_run.py) can be drawn when it succeeds; signals are forwarded to it and the exit
+# status is the trainer's (launch/lib/plot.sh: recvae_run_and_plot).
+# shellcheck source=launch/lib/plot.sh
+source "$script_dir/lib/plot.sh"
+status=0
+recvae_run_and_plot "$script_dir" "$config" "${cmd[@]}" || status=$?
+exit "$status"

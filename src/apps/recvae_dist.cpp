@@ -61,32 +61,11 @@ int main(int argc, char** argv) {
   }
 
   recvae::configure_host_allocator();
-  std::unique_ptr<recvae::Communicator> comm;
-  int code = 0;
-  std::string message;
-  try {
+  return recvae::run_guarded_job("recvae_dist", [&](std::unique_ptr<recvae::Communicator>& comm) {
     const recvae::Config config = recvae::load_config(config_path, overrides);
     comm = recvae::make_communicator(config);
     recvae::install_stop_signal_handlers();
     recvae::Trainer trainer(config, *comm);
-    if (trainer.run(resume).stopped_on_signal) code = recvae::kExitCheckpointedOnSignal;
-  } catch (const recvae::InputError& e) {
-    code = recvae::kExitInputError;
-    message = e.what();
-  } catch (const std::exception& e) {
-    code = recvae::kExitRuntimeError;
-    message = e.what();
-  }
-  if (code != 0 && code != recvae::kExitCheckpointedOnSignal) {
-    // One failing rank must end the whole job (MPI_Abort), never leave the others waiting.
-    const recvae::ProcessInfo proc = comm ? comm->info() : recvae::init_process();
-    if (proc.size > 1) {
-      if (!comm) comm = recvae::make_mpi_communicator();
-      comm->abort(code, message);
-    }
-    std::fprintf(stderr, "recvae_dist: %s\n", message.c_str());
-  }
-  comm.reset();
-  recvae::finalize_process();
-  return code;
+    return trainer.run(resume).stopped_on_signal ? recvae::kExitCheckpointedOnSignal : 0;
+  });
 }

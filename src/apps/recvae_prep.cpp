@@ -23,10 +23,12 @@ const char* kUsage =
     "Reads raw interactions, applies the strong-generalisation split protocol and writes one HDF5\n"
     "split file (format: data/README.md).\n"
     "\n"
-    "  --format F              movielens | netflix | msd | csv | liang\n"
-    "  --input PATH            input file or directory; netflix takes several (repeat, or a,b,c)\n"
+    "  --format F              movielens | netflix | msd | csv | recbole | liang\n"
+    "  --input PATH            input file or directory; netflix takes several (repeat, or a,b,c);\n"
+    "                          gzip-compressed files are read as they are (NAME.gz found in directories)\n"
     "  --output FILE.h5        output file (written via a temporary file and a rename)\n"
-    "  --threshold T           keep interactions with value > T ('none': keep all)\n"
+    "  --threshold T           keep interactions with value > T ('none': keep all); the input needs a\n"
+    "                          value column (csv: a third column, recbole: rating)\n"
     "  --min-items-per-user N  drop users with fewer items (after the item filter)\n"
     "  --min-users-per-item M  drop items with fewer users (applied first; 0 = none)\n"
     "  --heldout-users N       validation users = test users = N ('auto': 10% of the users)\n"
@@ -42,7 +44,10 @@ const char* kUsage =
     "  movielens  threshold 3.5, min-items-per-user 5, no item filter, heldout-users 10000\n"
     "  netflix    threshold 3.5, min-items-per-user 5, no item filter, heldout-users 40000\n"
     "  msd        no threshold, min-users-per-item 200 then min-items-per-user 20, heldout-users 50000\n"
-    "  csv        no threshold, min-items-per-user 5, no item filter, heldout-users auto (10%)\n"
+    "  csv        no threshold, min-items-per-user 5, no item filter, heldout-users auto (10%);\n"
+    "             header line, then user,item[,value], RFC 4180 quoting within a line\n"
+    "  recbole    a RecBole atomic .inter file (or a directory holding one): tab-separated, header\n"
+    "             user_id:token item_id:token [rating:float] ...; the csv defaults\n"
     "  liang      an already split directory, imported unchanged (protocol options ignored)\n"
     "\n"
     "Exit status: 0 success, 2 bad input (one line on stderr), 1 other failure.\n";
@@ -131,6 +136,9 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (format.empty()) throw InputError("--format is required (see --help)");
+  if (format != "movielens" && format != "netflix" && format != "msd" && format != "csv" && format != "recbole" &&
+      format != "liang")
+    throw InputError("unknown format '" + format + "' (expected movielens, netflix, msd, csv, recbole or liang)");
   if (inputs.empty()) throw InputError("--input is required (see --help)");
   if (output.empty()) throw InputError("--output is required (see --help)");
   const bool verbose = !quiet;
@@ -142,7 +150,9 @@ int run(int argc, char** argv) {
     split = recvae::read_liang_dir(inputs[0]);
     if (verbose) recvae::print_split_stats(split);
   } else {
-    recvae::ProtocolOptions opt = recvae::protocol_defaults(format);  // validates the format name
+    // A RecBole .inter file is a generic interaction list: the csv protocol, under its own name.
+    recvae::ProtocolOptions opt = recvae::protocol_defaults(format == "recbole" ? "csv" : format);
+    opt.source_format = format;
     if (threshold) {
       if (*threshold == "none") opt.has_threshold = false;
       else {
@@ -171,7 +181,12 @@ int run(int argc, char** argv) {
     if (format == "movielens") raw = recvae::read_movielens(inputs[0], verbose);
     else if (format == "netflix") raw = recvae::read_netflix(inputs, verbose);
     else if (format == "msd") raw = recvae::read_msd(inputs[0], verbose);
+    else if (format == "recbole") raw = recvae::read_recbole(inputs[0], verbose);
     else raw = recvae::read_csv(inputs[0], verbose);
+    // Without values the protocol would skip the filter yet record it in the file as applied.
+    if (threshold && opt.has_threshold && raw.value.empty())
+      throw InputError(raw.source + ": --threshold " + *threshold + " needs a value column (" +
+                       (format == "recbole" ? "rating" : "user,item,value") + "), the input has none");
     split = recvae::apply_protocol(std::move(raw), opt, verbose);
   }
   recvae::write_split_file(output, split);

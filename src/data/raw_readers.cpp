@@ -6,12 +6,16 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <map>
+#include <new>
 #include <string_view>
 #include <unordered_map>
 
@@ -27,16 +31,24 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // Files
 
-/// A read-only memory map of a whole file (empty files map to an empty view).
-class MappedFile {
+constexpr std::int64_t kProgressEvery = 1 << 20;
+/// Inputs smaller than this are read without progress lines (they take well under a second).
+constexpr std::size_t kProgressMinBytes = std::size_t(32) << 20;
+/// Compressed inputs from this size on show inflate progress: text compresses 3-4x, so this is about
+/// the plain size from which the parsers report.
+constexpr std::size_t kGzipProgressMinBytes = std::size_t(8) << 20;
+
+/// A whole input file in memory: memory-mapped as it is, or, when it starts with the gzip magic bytes,
+/// inflated into an owned buffer (all members of a multi-member file). Empty contents give a null view.
+class InputFile {
  public:
-  explicit MappedFile(const std::string& path) : path_(path) {
+  InputFile(const std::string& path, bool progress) : path_(path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) throw InputError(path + ": no such file");
     if (S_ISDIR(st.st_mode)) throw InputError(path + ": is a directory, expected a file");
     int fd = ::open(path.c_str(), O_RDONLY);
     if (fd < 0) throw InputError(path + ": cannot open: " + std::strerror(errno));
-    size_ = static_cast<std::size_t>(st.st_size);
+    size_ = disk_size_ = static_cast<std::size_t>(st.st_size);
     if (size_ > 0) {
       void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
       if (p == MAP_FAILED) {
@@ -47,22 +59,135 @@ class MappedFile {
       data_ = static_cast<const char*>(p);
     }
     ::close(fd);
+    if (size_ >= 2 && static_cast<unsigned char>(data_[0]) == 0x1f && static_cast<unsigned char>(data_[1]) == 0x8b) {
+      try {
+        inflate_all(progress);
+      } catch (...) {
+        release();
+        throw;
+      }
+    }
   }
-  ~MappedFile() {
-    if (data_) ::munmap(const_cast<char*>(data_), size_);
-  }
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
+  ~InputFile() { release(); }
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
   const char* begin() const { return data_; }
   const char* end() const { return data_ + size_; }
+  /// Bytes of content (after inflating).
   std::size_t size() const { return size_; }
+  /// Bytes on disk (compressed size for gzip input), the unit of multi-file progress.
+  std::size_t disk_size() const { return disk_size_; }
   const std::string& path() const { return path_; }
 
  private:
+  void release() {
+    if (!data_) return;
+    if (owned_) std::free(const_cast<char*>(data_));
+    else ::munmap(const_cast<char*>(data_), size_);
+    data_ = nullptr;
+    size_ = 0;
+  }
+
+  void inflate_all(bool progress);
+
   std::string path_;
   const char* data_ = nullptr;
   std::size_t size_ = 0;
+  std::size_t disk_size_ = 0;
+  bool owned_ = false;  // data_ is malloc'ed (inflated) rather than mapped
 };
+
+void InputFile::inflate_all(bool progress) {
+  const auto* in = reinterpret_cast<const unsigned char*>(data_);
+  const std::size_t in_size = size_;
+  // The trailer's ISIZE is the last member's length mod 2^32, so only a first guess. Untouched pages of
+  // a large malloc are never faulted in, so guessing high costs address space, not memory.
+  std::size_t isize = 0;
+  if (in_size >= 18)
+    for (int k = 3; k >= 0; --k) isize = (isize << 8) | in[in_size - 4 + static_cast<std::size_t>(k)];
+  std::size_t cap = std::max({isize + 1, in_size * 4, std::size_t(1) << 16});
+  // Deflate expands at most ~1032:1, so a garbage ISIZE (truncated file) must not ask for more.
+  cap = std::min(cap, in_size * 1032 + (std::size_t(1) << 16));
+  char* out = static_cast<char*>(std::malloc(cap));
+  if (!out) {
+    // Overcommit limits can refuse a guess beyond physical memory; grow from a modest start instead.
+    cap = in_size + (std::size_t(1) << 16);
+    out = static_cast<char*>(std::malloc(cap));
+    if (!out) throw std::bad_alloc();
+  }
+  z_stream zs{};
+  if (inflateInit2(&zs, 15 + 16) != Z_OK) {
+    std::free(out);
+    throw std::bad_alloc();
+  }
+  // Owns `out` and the zlib state until the inflated buffer replaces the mapping.
+  struct Guard {
+    z_stream* zs;
+    char** out;
+    ~Guard() {
+      inflateEnd(zs);
+      std::free(*out);
+    }
+  } guard{&zs, &out};
+  auto corrupt = [&](const std::string& why) { return InputError(path_ + ": corrupt gzip data (" + why + ")"); };
+
+  Progress prog("inflating " + path_, static_cast<std::int64_t>(in_size), progress && in_size >= kGzipProgressMinBytes);
+  // Bounded steps keep zlib's 32-bit counters in range and let progress lines appear.
+  constexpr std::size_t kStep = std::size_t(16) << 20;
+  std::size_t in_pos = 0, out_pos = 0;
+  while (true) {
+    if (out_pos == cap) {
+      if (cap > std::numeric_limits<std::size_t>::max() / 2) throw std::bad_alloc();
+      std::size_t grown = cap * 2;
+      char* bigger = static_cast<char*>(std::realloc(out, grown));
+      if (!bigger) {
+        grown = cap + cap / 4;  // near the memory limit, a smaller step may still fit
+        bigger = static_cast<char*>(std::realloc(out, grown));
+      }
+      if (!bigger) throw std::bad_alloc();
+      out = bigger;
+      cap = grown;
+    }
+    zs.next_in = const_cast<unsigned char*>(in + in_pos);
+    zs.avail_in = static_cast<uInt>(std::min(in_size - in_pos, kStep));
+    zs.next_out = reinterpret_cast<unsigned char*>(out + out_pos);
+    zs.avail_out = static_cast<uInt>(std::min(cap - out_pos, kStep));
+    const uInt avail_in = zs.avail_in, avail_out = zs.avail_out;
+    const int rc = ::inflate(&zs, Z_NO_FLUSH);
+    in_pos += avail_in - zs.avail_in;
+    out_pos += avail_out - zs.avail_out;
+    prog.update(static_cast<std::int64_t>(in_pos));
+    if (rc == Z_STREAM_END) {
+      // Concatenated members (cat a.gz b.gz, pigz, bgzip) form one file, as for gzip -d; so does zero
+      // padding after the last member (tape blocks), which gzip skips silently too.
+      const std::size_t rest = in_size - in_pos;
+      if (rest == 0 || std::all_of(in + in_pos, in + in_size, [](unsigned char c) { return c == 0; })) break;
+      if (in[in_pos] != 0x1f || (rest >= 2 && in[in_pos + 1] != 0x8b))
+        throw corrupt("unexpected bytes after the gzip stream at offset " + std::to_string(in_pos));
+      if (inflateReset(&zs) != Z_OK) throw corrupt("zlib: cannot reset");
+      continue;
+    }
+    if (rc == Z_OK) continue;
+    if (rc == Z_BUF_ERROR) {
+      if (zs.avail_out == 0 || (zs.avail_in == 0 && in_pos < in_size)) continue;  // output full or step used up
+      if (in_pos == in_size) throw InputError(path_ + ": truncated gzip data");
+      throw corrupt("zlib: no progress");
+    }
+    if (rc == Z_MEM_ERROR) throw std::bad_alloc();
+    if (rc == Z_NEED_DICT) throw corrupt("zlib: needs a preset dictionary");
+    throw corrupt(std::string("zlib: ") + (zs.msg ? zs.msg : "error " + std::to_string(rc)));
+  }
+  prog.finish();
+  ::munmap(const_cast<char*>(data_), size_);
+  data_ = nullptr;
+  size_ = out_pos;
+  if (out_pos == 0) return;  // out is freed by the guard
+  // Give back the unused tail of the guess (mremap for large blocks, no copy).
+  char* fitted = static_cast<char*>(std::realloc(out, out_pos));
+  data_ = fitted ? fitted : out;
+  owned_ = true;
+  out = nullptr;
+}
 
 /// Iterates the lines of a buffer ('\n' or "\r\n"), counting them from 1.
 struct LineReader {
@@ -78,6 +203,8 @@ struct LineReader {
     p = nl ? nl + 1 : end;
     ++line_no;
     if (e > b && e[-1] == '\r') --e;
+    // Spreadsheet exports start with a UTF-8 byte order mark; it is no part of the first field.
+    if (line_no == 1 && e - b >= 3 && std::memcmp(b, "\xEF\xBB\xBF", 3) == 0) b += 3;
     line = std::string_view(b, static_cast<std::size_t>(e - b));
     return true;
   }
@@ -256,26 +383,30 @@ bool exists(const std::string& p) {
   return fs::exists(p, ec);
 }
 
+/// `dir/name`, else `dir/name.gz` when only that exists; empty when neither does.
+std::string plain_or_gz(const std::string& dir, const std::string& name) {
+  const std::string plain = (fs::path(dir) / name).string();
+  if (exists(plain)) return plain;
+  if (exists(plain + ".gz")) return plain + ".gz";
+  return {};
+}
+
 std::string file_in(const std::string& path, std::initializer_list<const char*> names, const char* what) {
   if (!exists(path)) throw InputError(path + ": no such file");
   if (!is_dir(path)) return path;
   for (const char* n : names) {
-    std::string candidate = (fs::path(path) / n).string();
-    if (exists(candidate)) return candidate;
+    std::string found = plain_or_gz(path, n);
+    if (!found.empty()) return found;
   }
   std::string list;
   for (const char* n : names) list += std::string(list.empty() ? "" : " or ") + n;
-  throw InputError(path + ": directory holds no " + what + " file (" + list + ")");
+  throw InputError(path + ": directory holds no " + what + " file (" + list + ", or the same with .gz)");
 }
-
-constexpr std::int64_t kProgressEvery = 1 << 20;
-/// Inputs smaller than this are read without progress lines (they take well under a second).
-constexpr std::size_t kProgressMinBytes = std::size_t(32) << 20;
 
 // ---------------------------------------------------------------------------------------------
 // MovieLens
 
-void parse_movielens(const MappedFile& f, Interactions& out, bool progress) {
+void parse_movielens(const InputFile& f, Interactions& out, bool progress) {
   LineReader lines(f.begin(), f.end());
   std::string_view line;
   // Detect the layout from the first non-empty line.
@@ -345,16 +476,27 @@ void parse_movielens(const MappedFile& f, Interactions& out, bool progress) {
 // ---------------------------------------------------------------------------------------------
 // Netflix
 
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+/// The files `prefix*suffix` or `prefix*suffix.gz` in `dir`, sorted by name. When `gzip -k` left both
+/// `x` and `x.gz`, only `x` is taken: reading both would count every rating twice.
 std::vector<std::string> sorted_files(const std::string& dir, const std::string& prefix, const std::string& suffix) {
-  std::vector<std::string> out;
+  std::map<std::string, std::string> by_stem;  // name without .gz -> path
   for (const auto& entry : fs::directory_iterator(dir)) {
     if (!entry.is_regular_file()) continue;
     const std::string name = entry.path().filename().string();
-    if (name.size() >= prefix.size() + suffix.size() && name.compare(0, prefix.size(), prefix) == 0 &&
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-      out.push_back(entry.path().string());
+    const bool gz = ends_with(name, suffix + ".gz");
+    const std::string stem = gz ? name.substr(0, name.size() - 3) : name;
+    if (stem.size() < prefix.size() + suffix.size() || stem.compare(0, prefix.size(), prefix) != 0 ||
+        !ends_with(stem, suffix))
+      continue;
+    auto [it, added] = by_stem.try_emplace(stem, entry.path().string());
+    if (!added && !gz) it->second = entry.path().string();
   }
-  std::sort(out.begin(), out.end());
+  std::vector<std::string> out;
+  for (auto& [stem, file] : by_stem) out.push_back(file);
   return out;
 }
 
@@ -372,7 +514,7 @@ std::vector<std::string> netflix_files(const std::vector<std::string>& paths) {
       found = sorted_files(is_dir(ts) ? ts : p, "mv_", ".txt");
     }
     if (found.empty())
-      throw InputError(p + ": directory holds no Netflix files (combined_data_*.txt, training_set/mv_*.txt)");
+      throw InputError(p + ": directory holds no Netflix files (combined_data_*.txt, training_set/mv_*.txt, or the same with .gz)");
     files.insert(files.end(), found.begin(), found.end());
   }
   return files;
@@ -395,7 +537,7 @@ std::vector<std::string> split_paths(const std::string& list) {
 
 Interactions read_movielens(const std::string& path, bool progress) {
   const std::string file = file_in(path, {"ratings.csv", "ratings.dat"}, "MovieLens ratings");
-  MappedFile f(file);
+  InputFile f(file, progress);
   Interactions out;
   out.source = file;
   parse_movielens(f, out, progress);
@@ -420,7 +562,9 @@ Interactions read_netflix(const std::vector<std::string>& paths, bool progress) 
   std::int64_t done_bytes = 0;
   std::string_view fld[3];
   for (const std::string& file : files) {
-    MappedFile f(file);
+    // One progress line for all files, counted in bytes on disk (compressed for .gz).
+    InputFile f(file, false);
+    const double disk_per_byte = f.size() ? static_cast<double>(f.disk_size()) / static_cast<double>(f.size()) : 0.0;
     LineReader lines(f.begin(), f.end());
     std::string_view line;
     bool have_movie = false;
@@ -445,9 +589,10 @@ Interactions read_netflix(const std::vector<std::string>& paths, bool progress) 
       out.user.push_back(users.get(c));
       out.item.push_back(movie);
       out.value.push_back(r);
-      if ((lines.line_no & (kProgressEvery - 1)) == 0) prog.update(done_bytes + (lines.p - f.begin()));
+      if ((lines.line_no & (kProgressEvery - 1)) == 0)
+        prog.update(done_bytes + static_cast<std::int64_t>(static_cast<double>(lines.p - f.begin()) * disk_per_byte));
     }
-    done_bytes += static_cast<std::int64_t>(f.size());
+    done_bytes += static_cast<std::int64_t>(f.disk_size());
     prog.update(done_bytes);
   }
   prog.finish();
@@ -459,48 +604,136 @@ Interactions read_netflix(const std::vector<std::string>& paths, bool progress) 
 
 namespace {
 
-/// Shared body of the string-id readers (msd: tab, 3 columns; csv: comma, header, 2-3 columns).
-void parse_string_ids(const MappedFile& f, char sep, bool header, Interactions& out, bool progress,
-                      const std::string& columns) {
-  LineReader lines(f.begin(), f.end());
-  std::string_view line;
-  int value_col = 2;  // msd: count in column 3
-  int need = 3;
-  if (header) {
-    bool got = false;
-    while ((got = lines.next(line)) && trim(line).empty()) {
+/// Splits lines into fields at `sep`. With `quotes`, fields follow RFC 4180 within one line: a field
+/// that starts with '"' (after blanks) runs to the closing '"', "" inside it is one '"', and a
+/// separator inside it is text. A '"' inside an unquoted field is text (as for Python's csv module).
+/// Fields are views into the line, except unescaped quoted fields, which live in the splitter
+/// until the next split() (owned(k) tells which).
+class FieldSplitter {
+ public:
+  FieldSplitter(char sep, bool quotes, int max)
+      : sep_(sep),
+        quotes_(quotes),
+        fields_(static_cast<std::size_t>(max)),
+        scratch_(static_cast<std::size_t>(max)),
+        owned_(static_cast<std::size_t>(max), 0) {}
+
+  /// Returns the number of fields in `line` (fields beyond the first `max` are counted, not kept).
+  int split(std::string_view line, const std::string& file, std::int64_t line_no) {
+    if (any_owned_) std::fill(owned_.begin(), owned_.end(), 0);
+    any_owned_ = false;
+    const int max = static_cast<int>(fields_.size());
+    // Fast path: most lines of most files hold no quote at all.
+    if (!quotes_ || std::memchr(line.data(), '"', line.size()) == nullptr)
+      return split_fields(line, sep_, fields_.data(), max);
+    int n = 0;
+    std::size_t pos = 0;
+    while (true) {
+      std::size_t q = pos;
+      while (q < line.size() && line[q] != sep_ && (line[q] == ' ' || line[q] == '\t')) ++q;
+      std::string_view field;
+      if (q < line.size() && line[q] == '"') {
+        bool doubled = false;
+        std::size_t close = q + 1;
+        while (true) {
+          close = line.find('"', close);
+          if (close == std::string_view::npos)
+            parse_error(file, line_no, "unterminated quoted field in column " + std::to_string(n + 1) +
+                                           " (a newline inside a quoted field is not supported)");
+          if (close + 1 < line.size() && line[close + 1] == '"') {
+            doubled = true;
+            close += 2;
+            continue;
+          }
+          break;
+        }
+        field = line.substr(q + 1, close - q - 1);
+        pos = close + 1;
+        for (; pos < line.size() && line[pos] != sep_; ++pos)
+          if (line[pos] != ' ' && line[pos] != '\t')
+            parse_error(file, line_no, "text after the closing quote of column " + std::to_string(n + 1) + " in " +
+                                           quoted(line));
+        if (doubled && n < max) {
+          std::string& s = scratch_[static_cast<std::size_t>(n)];
+          s.clear();
+          for (std::size_t k = 0; k < field.size(); ++k) {
+            s.push_back(field[k]);
+            if (field[k] == '"') ++k;  // the second quote of a pair
+          }
+          field = s;
+          owned_[static_cast<std::size_t>(n)] = 1;
+          any_owned_ = true;
+        }
+      } else {
+        const std::size_t e = line.find(sep_, pos);
+        field = line.substr(pos, e == std::string_view::npos ? std::string_view::npos : e - pos);
+        pos = e == std::string_view::npos ? line.size() : e;
+      }
+      if (n < max) fields_[static_cast<std::size_t>(n)] = field;
+      ++n;
+      if (pos >= line.size()) return n;
+      ++pos;  // past the separator; a separator at the very end is followed by one empty field
     }
-    if (!got) throw InputError(f.path() + ": empty file");
-    std::string_view h[3];
-    int n = split_fields(line, sep, h, 3);
-    if (n < 2) parse_error(f.path(), lines.line_no, "header " + quoted(line) + " has fewer than 2 columns, expected " + columns);
-    need = n >= 3 ? 3 : 2;
-    value_col = n >= 3 ? 2 : -1;
   }
-  reserve_for(out, f.size(), sample_line_length(f.begin(), f.end()), value_col >= 0);
+  std::string_view operator[](int k) const { return fields_[static_cast<std::size_t>(k)]; }
+  /// Whether field k is held by the splitter (so it changes with the next split()).
+  bool owned(int k) const { return owned_[static_cast<std::size_t>(k)] != 0; }
+
+ private:
+  char sep_;
+  bool quotes_;
+  std::vector<std::string_view> fields_;
+  std::vector<std::string> scratch_;
+  std::vector<unsigned char> owned_;
+  bool any_owned_ = false;
+};
+
+/// Where a string-id file keeps its columns.
+struct ColumnLayout {
+  char sep = ',';
+  bool quotes = false;  ///< RFC 4180 quoting (csv)
+  int user = 0, item = 1;
+  int value = -1;       ///< -1: no value column, every value is 1
+  std::string columns;  ///< the expected columns, for messages
+};
+
+/// Shared body of the string-id readers: the lines left in `lines` (after any header) are data.
+void parse_string_ids(const InputFile& f, LineReader& lines, const ColumnLayout& layout, Interactions& out,
+                      bool progress) {
+  const int need = std::max({layout.user, layout.item, layout.value}) + 1;
+  FieldSplitter fld(layout.sep, layout.quotes, need);
+  reserve_for(out, f.size(), sample_line_length(f.begin(), f.end()), layout.value >= 0);
   StrIdMap users, items;
   Progress prog("reading " + f.path(), static_cast<std::int64_t>(f.size()), progress && f.size() >= kProgressMinBytes);
-  std::string_view fld[3];
+  std::string_view line;
+  // Input files are usually grouped by user: one lookup per run of lines. The key is a view into the
+  // file, or into last_user_store when the id was unescaped into the splitter's scratch space.
   std::string_view last_user_key;
+  std::string last_user_store;
   std::uint32_t last_user = 0;
   bool have_last = false;
   while (lines.next(line)) {
     if (line.empty()) continue;
-    int n = split_fields(line, sep, fld, 3);
+    const int n = fld.split(line, f.path(), lines.line_no);
     if (n < need)
-      parse_error(f.path(), lines.line_no, "expected " + std::to_string(need) + " columns (" + columns + "), got " + quoted(line));
-    std::string_view u = trim(fld[0]), i = trim(fld[1]);
+      parse_error(f.path(), lines.line_no, "expected " + std::to_string(need) + " columns (" + layout.columns + "), got " + quoted(line));
+    std::string_view u = trim(fld[layout.user]), i = trim(fld[layout.item]);
     if (u.empty() || i.empty()) parse_error(f.path(), lines.line_no, "empty user or item id");
     if (!have_last || u != last_user_key) {
       last_user = users.get(u);
-      last_user_key = u;  // points into the mapped file, stays valid
+      if (fld.owned(layout.user)) {
+        last_user_store.assign(u.data(), u.size());
+        last_user_key = last_user_store;
+      } else {
+        last_user_key = u;
+      }
       have_last = true;
     }
     out.user.push_back(last_user);
     out.item.push_back(items.get(i));
-    if (value_col >= 0) {
+    if (layout.value >= 0) {
       float v;
-      if (!parse_float(fld[value_col], v)) parse_error(f.path(), lines.line_no, "non-numeric value " + quoted(fld[value_col]));
+      if (!parse_float(fld[layout.value], v)) parse_error(f.path(), lines.line_no, "non-numeric value " + quoted(fld[layout.value]));
       out.value.push_back(v);
     }
     if ((lines.line_no & (kProgressEvery - 1)) == 0) prog.update(lines.p - f.begin());
@@ -512,23 +745,99 @@ void parse_string_ids(const MappedFile& f, char sep, bool header, Interactions& 
   out.item_names = items.names();
 }
 
+/// Reads the first non-empty line of `lines` into `line`; an empty file is an error.
+void header_line(const InputFile& f, LineReader& lines, std::string_view& line) {
+  bool got = false;
+  while ((got = lines.next(line)) && trim(line).empty()) {
+  }
+  if (!got) throw InputError(f.path() + ": empty file");
+}
+
+/// The single `*.inter` (or `*.inter.gz`) file of a RecBole dataset directory.
+std::string inter_file_in(const std::string& dir) {
+  std::map<std::string, std::string> by_stem;  // name without .gz -> path, the plain file preferred
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    const std::string name = entry.path().filename().string();
+    const bool gz = ends_with(name, ".inter.gz");
+    if (!gz && !ends_with(name, ".inter")) continue;
+    auto [it, added] = by_stem.try_emplace(gz ? name.substr(0, name.size() - 3) : name, entry.path().string());
+    if (!added && !gz) it->second = entry.path().string();
+  }
+  if (by_stem.empty()) throw InputError(dir + ": directory holds no RecBole .inter file (*.inter or *.inter.gz)");
+  if (by_stem.size() > 1) {
+    std::string names;
+    for (const auto& [stem, file] : by_stem) names += (names.empty() ? "" : ", ") + fs::path(file).filename().string();
+    throw InputError(dir + ": directory holds several .inter files (" + names + "); give one as the input");
+  }
+  return by_stem.begin()->second;
+}
+
 }  // namespace
 
 Interactions read_msd(const std::string& path, bool progress) {
   const std::string file = file_in(path, {"train_triplets.txt"}, "taste profile");
-  MappedFile f(file);
+  InputFile f(file, progress);
   Interactions out;
   out.source = file;
-  parse_string_ids(f, '\t', false, out, progress, "user<TAB>song<TAB>count");
+  LineReader lines(f.begin(), f.end());
+  ColumnLayout layout;
+  layout.sep = '\t';
+  layout.value = 2;
+  layout.columns = "user<TAB>song<TAB>count";
+  parse_string_ids(f, lines, layout, out, progress);
   return out;
 }
 
 Interactions read_csv(const std::string& path, bool progress) {
   const std::string file = file_in(path, {"ratings.csv", "interactions.csv"}, "CSV");
-  MappedFile f(file);
+  InputFile f(file, progress);
   Interactions out;
   out.source = file;
-  parse_string_ids(f, ',', true, out, progress, "user,item[,value]");
+  LineReader lines(f.begin(), f.end());
+  ColumnLayout layout;
+  layout.quotes = true;
+  layout.columns = "user,item[,value]";
+  std::string_view line;
+  header_line(f, lines, line);
+  FieldSplitter header(',', true, 3);
+  const int cols = header.split(line, file, lines.line_no);
+  if (cols < 2)
+    parse_error(file, lines.line_no, "header " + quoted(line) + " has fewer than 2 columns, expected " + layout.columns);
+  layout.value = cols >= 3 ? 2 : -1;
+  parse_string_ids(f, lines, layout, out, progress);
+  return out;
+}
+
+Interactions read_recbole(const std::string& path, bool progress) {
+  if (!exists(path)) throw InputError(path + ": no such file");
+  const std::string file = is_dir(path) ? inter_file_in(path) : path;
+  InputFile f(file, progress);
+  Interactions out;
+  out.source = file;
+  LineReader lines(f.begin(), f.end());
+  ColumnLayout layout;
+  layout.sep = '\t';
+  layout.user = layout.item = -1;
+  layout.columns = "user_id:token<TAB>item_id:token[<TAB>rating:float]";
+  std::string_view line;
+  header_line(f, lines, line);
+  // Header fields are `name:type`; columns are found by name, in any order, others ignored.
+  std::size_t start = 0;
+  for (int col = 0;; ++col) {
+    const std::size_t tab = line.find('\t', start);
+    std::string_view field = trim(line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
+    const std::string_view name = trim(field.substr(0, field.find(':')));
+    if (name == "user_id" && layout.user < 0) layout.user = col;
+    else if (name == "item_id" && layout.item < 0) layout.item = col;
+    else if (name == "rating" && layout.value < 0) layout.value = col;
+    if (tab == std::string_view::npos) break;
+    start = tab + 1;
+  }
+  if (layout.user < 0 || layout.item < 0)
+    parse_error(file, lines.line_no, "header " + quoted(line) + " has no " + (layout.user < 0 ? "user_id" : "item_id") +
+                                         " column, expected " + layout.columns);
+  parse_string_ids(f, lines, layout, out, progress);
   return out;
 }
 
@@ -543,7 +852,7 @@ struct UidSid {
 };
 
 UidSid read_uid_sid(const std::string& file) {
-  MappedFile f(file);
+  InputFile f(file, false);
   LineReader lines(f.begin(), f.end());
   std::string_view line;
   bool got = false;
@@ -572,7 +881,7 @@ UidSid read_uid_sid(const std::string& file) {
 }
 
 std::vector<std::string> read_lines(const std::string& file) {
-  MappedFile f(file);
+  InputFile f(file, false);
   LineReader lines(f.begin(), f.end());
   std::string_view line;
   std::vector<std::string> out;
@@ -605,8 +914,8 @@ SplitData read_liang_dir(const std::string& dir) {
   if (!exists(dir)) throw InputError(dir + ": no such file");
   if (!is_dir(dir)) throw InputError(dir + ": expected a directory with unique_sid.txt, train.csv, ...");
   auto at = [&](const char* name) {
-    std::string p = (fs::path(dir) / name).string();
-    if (!exists(p)) throw InputError(p + ": no such file");
+    std::string p = plain_or_gz(dir, name);
+    if (p.empty()) throw InputError((fs::path(dir) / name).string() + ": no such file");
     return p;
   };
   SplitData out;
@@ -614,8 +923,8 @@ SplitData read_liang_dir(const std::string& dir) {
   const auto cols = static_cast<std::int64_t>(out.item_ids.size());
   if (cols == 0) throw InputError(at("unique_sid.txt") + ": no items");
   std::vector<std::string> uids;
-  const std::string uid_file = (fs::path(dir) / "unique_uid.txt").string();
-  if (exists(uid_file)) uids = read_lines(uid_file);
+  const std::string uid_file = plain_or_gz(dir, "unique_uid.txt");
+  if (!uid_file.empty()) uids = read_lines(uid_file);
   auto name_of = [&](std::int64_t uid) {
     return uid < static_cast<std::int64_t>(uids.size()) ? uids[static_cast<std::size_t>(uid)] : std::to_string(uid);
   };

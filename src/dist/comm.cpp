@@ -2,7 +2,11 @@
 
 #include <mpi.h>
 
+#include <cstdio>
+#include <cstring>
 #include <stdexcept>
+
+#include "recvae/util/error.h"
 
 namespace recvae {
 namespace {
@@ -34,6 +38,52 @@ void finalize_process() {
   int finalised = 0;
   MPI_Finalized(&finalised);
   if (g_we_initialised && !finalised) MPI_Finalize();
+}
+
+std::vector<char> allgather_host_bytes(Communicator& comm, const void* data, std::size_t bytes) {
+  const int size = comm.size(), rank = comm.rank();
+  std::vector<std::int64_t> counts(static_cast<std::size_t>(size), 0);
+  counts[static_cast<std::size_t>(rank)] = static_cast<std::int64_t>(bytes);
+  comm.allreduce_max_host(counts.data(), counts.size());
+  std::size_t total = 0;
+  for (std::int64_t c : counts) total += static_cast<std::size_t>(c);
+  std::vector<char> all(total);
+  std::size_t offset = 0;
+  for (int r = 0; r < size; ++r) {
+    const std::size_t n = static_cast<std::size_t>(counts[static_cast<std::size_t>(r)]);
+    if (r == rank && n > 0) std::memcpy(all.data() + offset, data, n);
+    if (n > 0) comm.broadcast_host(all.data() + offset, n, r);
+    offset += n;
+  }
+  return all;
+}
+
+int run_guarded_job(const char* program, const std::function<int(std::unique_ptr<Communicator>& comm)>& body) {
+  std::unique_ptr<Communicator> comm;
+  int code = 0;
+  std::string message;
+  try {
+    code = body(comm);
+  } catch (const InputError& e) {
+    code = kExitInputError;
+    message = e.what();
+  } catch (const std::exception& e) {
+    code = kExitRuntimeError;
+    message = e.what();
+  }
+  if (!message.empty()) {
+    // One failing rank must end the whole job (MPI_Abort), never leave the others waiting.
+    const ProcessInfo proc = comm ? comm->info() : init_process();
+    if (proc.size > 1) {
+      if (!comm) comm = make_mpi_communicator();
+      comm->abort(code, message);
+    }
+    std::fflush(stdout);
+    std::fprintf(stderr, "%s: %s%s\n", program, code == kExitInputError ? "error: " : "failure: ", message.c_str());
+  }
+  comm.reset();
+  finalize_process();
+  return code;
 }
 
 #ifndef RECVAE_HAVE_NCCL

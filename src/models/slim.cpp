@@ -99,16 +99,8 @@ std::string SLIMModel::fit(int, const FitContext& ctx) {
       mine.push_back(c.values[p]);
     }
   }
-  std::vector<double> counts(static_cast<size_t>(size), 0.0);
-  counts[static_cast<size_t>(rank)] = static_cast<double>(mine.size());
-  ctx.comm.allreduce_sum_host(counts.data(), counts.size());
   ctx.comm.allreduce_max_host(&max_sweeps, 1);
-  std::vector<double> all;
-  for (int r = 0; r < size; ++r) {
-    std::vector<double> part = r == rank ? mine : std::vector<double>(static_cast<size_t>(counts[static_cast<size_t>(r)]));
-    if (!part.empty()) ctx.comm.broadcast_host(part.data(), part.size() * sizeof(double), r);
-    all.insert(all.end(), part.begin(), part.end());
-  }
+  std::vector<double> all = allgather_host(ctx.comm, mine);
   const std::int64_t nnz = static_cast<std::int64_t>(all.size() / 3);
   auto triplets = torch::from_blob(all.data(), {nnz, 3}, torch::kFloat64);
   torch::NoGradGuard guard;

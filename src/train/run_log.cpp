@@ -67,7 +67,7 @@ RunLog::RunLog(std::string dir, bool enabled, bool resume, int resume_epochs)
     if (!metrics_) throw std::runtime_error("cannot append to " + path("metrics.jsonl"));
     return;
   }
-  const char* outputs[] = {"metrics.jsonl", "final.json", "config.yaml", "best_model.pt", "checkpoints"};
+  const char* outputs[] = {"metrics.jsonl", "final.json", "config.yaml", "best_model.pt", "model.h5", "curves.png", "checkpoints"};
   bool earlier = false;
   for (const char* f : outputs) earlier = earlier || fs::exists(path(f));
   if (earlier) {

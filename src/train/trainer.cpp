@@ -24,6 +24,7 @@
 #include "recvae/data/h5_dataset.h"
 #include "recvae/train/row_adam.h"
 #include "recvae/train/run_log.h"
+#include "recvae/serve/model_export.h"
 #include "recvae/data/sharding.h"
 #include "recvae/train/stop_signal.h"
 
@@ -760,6 +761,8 @@ RunResult Trainer::run(bool resume) {
     s.model->module().save(archive);
     archive.save_to(tmp);
     std::filesystem::rename(tmp, path);
+    // The same weights for readers outside libtorch (h5py, the HDF5 C API): data/README.md.
+    write_model_export(log.path("model.h5"), *s.model, s.cfg.to_yaml(), SplitFile(s.cfg.data.path).read_item_ids());
   }
 
   JsonObject fin;

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "recvae/data/h5_dataset.h"
 #include "../test_util.h"
@@ -45,6 +47,7 @@ TEST(Cli, Help) {
   CommandResult r = run_command(kPrep + " --help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("--heldout-users"), std::string::npos);
+  EXPECT_NE(r.output.find("recbole"), std::string::npos);
   r = run_command(kSynth + " --help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("--preset"), std::string::npos);
@@ -150,4 +153,87 @@ TEST(Cli, FailedRunKeepsExistingOutput) {
   EXPECT_EQ(fs::file_size(out), before);
   SplitFile f(out);
   EXPECT_EQ(f.num_rows(split::kTestFoldIn), 10);
+}
+
+namespace {
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+/// A RecBole .inter file: `users` users with 6..15 interactions, ratings alternating 5 and 2.
+std::string recbole_inter(int users, bool rating) {
+  std::string s = rating ? "user_id:token\titem_id:token\trating:float\ttimestamp:float\n" : "user_id:token\titem_id:token\n";
+  for (int u = 1; u <= users; ++u)
+    for (int k = 0; k < 6 + u % 10; ++k) {
+      s += "u" + std::to_string(u) + "\ti" + std::to_string((u * 7 + k * 13) % 97);
+      s += rating ? std::string(k % 2 ? "\t2" : "\t5") + "\t0\n" : "\n";
+    }
+  return s;
+}
+
+}  // namespace
+
+TEST(Cli, PrepTruncatedGzipExitsTwoAndWritesNothing) {
+  if (run_command("command -v gzip").exit_code != 0) GTEST_SKIP() << "no gzip command";
+  const std::string dir = scratch_dir("cli_gz");
+  std::string csv = "user,item\n";
+  for (int u = 0; u < 400; ++u)
+    for (int k = 0; k < 8; ++k) csv += "user" + std::to_string(u) + ",item" + std::to_string((u * 5 + k * 11) % 150) + "\n";
+  write_text(dir + "/in.csv", csv);
+  ASSERT_EQ(run_command("gzip -k " + dir + "/in.csv").exit_code, 0);
+  // The whole file works and gives the same split as the plain one.
+  ASSERT_EQ(run_command(kPrep + " --quiet --format csv --input " + dir + "/in.csv.gz --output " + dir + "/gz.h5").exit_code, 0);
+  ASSERT_EQ(run_command(kPrep + " --quiet --format csv --input " + dir + "/in.csv --output " + dir + "/plain.h5").exit_code, 0);
+  SplitFile g(dir + "/gz.h5"), p(dir + "/plain.h5");
+  EXPECT_EQ(g.read_item_ids(), p.read_item_ids());
+  EXPECT_EQ(g.read_rows(split::kTrain, 0, g.num_rows(split::kTrain)).indices,
+            p.read_rows(split::kTrain, 0, p.num_rows(split::kTrain)).indices);
+  const std::string gz = read_bytes(dir + "/in.csv.gz");
+  write_text(dir + "/cut.csv.gz", gz.substr(0, gz.size() / 2));
+  expect_input_error(kPrep + " --format csv --input " + dir + "/cut.csv.gz --output " + dir + "/out.h5",
+                     "error: " + dir + "/cut.csv.gz: truncated gzip data");
+  EXPECT_FALSE(file_exists(dir + "/out.h5"));
+  for (auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
+}
+
+TEST(Cli, PrepRecboleEndToEnd) {
+  const std::string dir = scratch_dir("cli_recbole");
+  write_text(dir + "/ml/ml-small.inter", recbole_inter(200, true));
+  write_text(dir + "/ml/ml-small.item", "item_id:token\tmovie_title:token_seq\n1\tx\n");
+  CommandResult r = run_command(kPrep + " --format recbole --input " + dir + "/ml --output " + dir +
+                                "/out.h5 --heldout-users 20 --threshold 3.5 --seed 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("value > 3.5"), std::string::npos) << r.output;
+  SplitFile f(dir + "/out.h5");
+  ProtocolInfo p = f.read_protocol();
+  EXPECT_EQ(p.source_format, "recbole");
+  EXPECT_TRUE(p.has_threshold);
+  EXPECT_DOUBLE_EQ(p.threshold, 3.5);
+  EXPECT_EQ(p.min_items_per_user, 5);  // the csv defaults
+  // Only the rating-5 half is kept: users with 6..15 interactions keep 3..8, those under 5 go.
+  EXPECT_EQ(f.num_rows(split::kTestFoldIn), 20);
+  const std::int64_t train = f.num_rows(split::kTrain);
+  EXPECT_GT(train, 0);
+  EXPECT_LT(train, 160);
+  for (const std::string& id : f.read_user_ids(split::kTrain)) EXPECT_EQ(id[0], 'u') << id;
+
+  // Without a rating column every interaction counts; a threshold then has nothing to filter.
+  write_text(dir + "/plain.inter", recbole_inter(200, false));
+  r = run_command(kPrep + " --quiet --format recbole --input " + dir + "/plain.inter --output " + dir +
+                  "/plain.h5 --heldout-users 20");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  SplitFile q(dir + "/plain.h5");
+  EXPECT_EQ(q.num_rows(split::kTrain), 160);
+  EXPECT_FALSE(q.read_protocol().has_threshold);
+  expect_input_error(kPrep + " --format recbole --input " + dir + "/plain.inter --output " + dir +
+                         "/t.h5 --heldout-users 20 --threshold 3",
+                     "needs a value column (rating)");
+  EXPECT_FALSE(file_exists(dir + "/t.h5"));
+  write_text(dir + "/bad.inter", "user:token\titem_id:token\n1\t2\n");
+  expect_input_error(kPrep + " --format recbole --input " + dir + "/bad.inter --output " + dir + "/t.h5",
+                     dir + "/bad.inter:1: header");
+  expect_input_error(kPrep + " --format recbole --input " + dir + "/ml,x --output " + dir + "/t.h5", "give one --input");
 }

@@ -21,6 +21,7 @@
 #include "recvae/models/wmf.h"
 #include "recvae/models/multvae.h"
 #include "recvae/models/ract.h"
+#include "recvae/serve/recommender.h"
 #include "recvae/train/trainer.h"
 
 namespace recvae {
@@ -434,6 +435,37 @@ TEST(DistributedModelsResume, CDAEUserVectorsSurviveAResumeAtAnotherWorldSize) {
   auto& got = dynamic_cast<CDAEModel&>(one_trainer.model()).user_vectors();
   auto& want = dynamic_cast<CDAEModel&>(reference_trainer.model()).user_vectors();
   EXPECT_LE(max_relative_difference({got.detach()}, {want.detach()}), 1e-4);
+}
+
+TEST(Distributed, AllgatherHostBytesConcatenatesInRankOrder) {
+  auto comm = make_mpi_communicator();
+  // Rank r sends r bytes of value r (rank 0 sends nothing).
+  std::vector<char> mine(static_cast<std::size_t>(world_rank()), static_cast<char>(world_rank()));
+  const std::vector<char> all = allgather_host_bytes(*comm, mine.data(), mine.size());
+  std::vector<char> expected;
+  for (int r = 0; r < world_size(); ++r) expected.insert(expected.end(), static_cast<std::size_t>(r), static_cast<char>(r));
+  EXPECT_EQ(all, expected);
+}
+
+TEST(Distributed, RecommendationsOverRanksEqualOneProcess) {
+  auto comm = make_mpi_communicator();
+  Config c = config_for("recommend", 64);
+  c.model.type = "multdae";
+  c.multdae.latent_dim = 16;
+  c.train.epochs = 1;
+  Trainer(c, *comm).run();
+  comm->barrier();
+  Recommender rec(c.output.dir, "", "cpu", 1);
+  const UserHistories h = held_out_histories(SplitFile(data_file()), "test");
+  const RowRange mine = balanced_range(h.rows.indptr, world_rank(), world_size());
+  // One user per batch on both sides, so that every score is computed alike bit for bit.
+  const TopK all = allgather_top_k(rec.recommend(h.rows, mine.lo, mine.hi, 10, 1), *comm);
+  const TopK one = rec.recommend(h.rows, 0, h.rows.rows, 10, 1);
+  EXPECT_EQ(all.user, one.user);
+  EXPECT_EQ(all.rank, one.rank);
+  EXPECT_EQ(all.item, one.item);
+  EXPECT_EQ(all.score, one.score);
+  EXPECT_EQ(one.size(), 10 * h.rows.rows);
 }
 
 }  // namespace

@@ -1,7 +1,10 @@
 #pragma once
-// Readers for raw interaction data (MovieLens, Netflix Prize, MSD taste profile, generic CSV) and the
-// importer of an already split directory in the Mult-VAE / RecVAE reference format ("liang").
-// Every reader throws InputError("<file>[:<line>]: <problem>") on bad input.
+// Readers for raw interaction data (MovieLens, Netflix Prize, MSD taste profile, generic CSV, RecBole
+// atomic .inter files) and the importer of an already split directory in the Mult-VAE / RecVAE
+// reference format ("liang"). Every file may be gzip-compressed (recognised by its first bytes, not
+// its name; multi-member files as gzip -d reads them); where a directory is searched for a file name,
+// the name with .gz appended is found too. Every reader throws InputError("<file>[:<line>]: <problem>")
+// on bad input, including truncated or corrupt gzip data.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -39,8 +42,12 @@ Interactions read_netflix(const std::vector<std::string>& paths, bool progress =
 Interactions read_msd(const std::string& path, bool progress = true);
 
 /// Generic CSV with a header line: `user,item[,value]` (further columns ignored); ids are arbitrary
-/// strings (no quoting). value = third column, or 1 when the file has two columns.
+/// strings, RFC 4180 quoting within a line. value = third column, or 1 when the file has two columns.
 Interactions read_csv(const std::string& path, bool progress = true);
+
+/// RecBole atomic `.inter` file (tab-separated, header `name:type` fields; columns user_id, item_id and
+/// optional rating found by name); a directory must hold exactly one `*.inter`. value = rating or 1.
+Interactions read_recbole(const std::string& path, bool progress = true);
 
 /// Imports a directory in the reference-code layout (unique_sid.txt, [unique_uid.txt], train.csv,
 /// validation_tr.csv, validation_te.csv, test_tr.csv, test_te.csv; CSVs with header uid,sid) unchanged:

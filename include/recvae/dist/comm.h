@@ -3,8 +3,11 @@
 // (comm_mpi.cpp: CPU buffers over MPI; comm_nccl.cpp: CUDA buffers over NCCL). libtorch-free.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace recvae {
 
@@ -48,6 +51,25 @@ class Communicator {
   /// Ends the whole job now (MPI_Abort) after printing `message` with this rank's number.
   [[noreturn]] virtual void abort(int exit_code, const std::string& message) = 0;
 };
+
+/// Every rank's `bytes` bytes at `data`, concatenated in rank order, on every rank (a collective
+/// of control broadcasts: the sizes, then each rank's part).
+std::vector<char> allgather_host_bytes(Communicator& comm, const void* data, std::size_t bytes);
+
+/// allgather_host_bytes of a vector of trivially copyable values.
+template <typename T>
+std::vector<T> allgather_host(Communicator& comm, const std::vector<T>& mine) {
+  const std::vector<char> bytes = allgather_host_bytes(comm, mine.data(), mine.size() * sizeof(T));
+  std::vector<T> all(bytes.size() / sizeof(T));
+  if (!bytes.empty()) std::memcpy(all.data(), bytes.data(), bytes.size());
+  return all;
+}
+
+/// Runs the body of a binary that may run as many ranks, mapping exceptions as run_guarded
+/// (util/error.h) does. `body` creates the job's communicator into `comm` (so that it can pick
+/// the backend from its config). When one rank fails in a job of several it ends the whole job
+/// (Communicator::abort) so that no rank waits forever in a collective. MPI is finalised at the end.
+int run_guarded_job(const char* program, const std::function<int(std::unique_ptr<Communicator>& comm)>& body);
 
 /// Initialises MPI (idempotent; works without mpirun as a singleton) and reports this process.
 ProcessInfo init_process();
