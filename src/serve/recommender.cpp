@@ -141,6 +141,7 @@ Recommender::Recommender(const std::string& run_dir, const std::string& data_pat
   ModelContext ctx;
   ctx.items = file.num_items();
   ctx.train_users = file.num_rows(split::kTrain);
+  ctx.local_users_hi = ctx.train_users;  // as a one-rank trainer builds it (ALS checks its shards)
   ctx.device = s.device;
   ctx.data = &file;
   torch::manual_seed(s.config.train.seed);
@@ -180,6 +181,33 @@ Recommender::Recommender(const std::string& run_dir, const std::string& data_pat
   }
 }
 
+namespace {
+
+// Note [Ties in the lists]
+// ~~~~~~~~~~~~~~~~~~~~~~~~
+// Scores tie exactly more often than one would think: SLIM's sparse W gives most items a score
+// of 0, EASE's B many equal small values on tiny data. torch::topk breaks ties in no documented
+// order, so the same model could give different lists on CPU and GPU, and lists that disagree
+// with the evaluation's host path (eval/metrics.cpp), which prefers the lower item id. Here the
+// k-th value t of each row is found by topk; every item above t is in the list, and of the items
+// equal to t the lowest ids fill it up (a cumulative count over the tie mask). A stable sort of
+// the k chosen items by score then keeps ties in item order. All of it is O(rows x items)
+// comparisons on the scores' device: no full sort of the rows.
+std::pair<torch::Tensor, torch::Tensor> top_k_lower_id_first(const torch::Tensor& scores, std::int64_t k) {
+  const auto kth = std::get<0>(scores.topk(k, 1, /*largest=*/true, /*sorted=*/true)).narrow(1, k - 1, 1);
+  const auto above = scores > kth;
+  const auto ties = scores == kth;
+  const auto room = k - above.sum(1, /*keepdim=*/true);
+  const auto chosen = above | (ties & (ties.cumsum(1) <= room));
+  // Exactly k per row, in row-major order: each row's items ascending.
+  const auto items = chosen.nonzero().select(1, 1).view({scores.size(0), k});
+  const auto picked = scores.gather(1, items);
+  const auto order = std::get<1>(picked.sort(/*stable=*/true, /*dim=*/1, /*descending=*/true));
+  return {picked.gather(1, order), items.gather(1, order)};
+}
+
+}  // namespace
+
 Recommender::~Recommender() = default;
 
 std::string Recommender::model_type() const { return impl_->config.model.type; }
@@ -200,8 +228,11 @@ TopK Recommender::recommend(const CsrMatrix& histories, std::int64_t lo, std::in
     const std::int64_t e = std::min(hi, b + batch);
     auto in = assemble_eval_batch(histories, b, e, s.device);
     auto scores = s.model->scores(in).to(torch::kFloat32);
+    if (torch::isnan(scores).any().item<bool>())
+      throw std::runtime_error(s.config.model.type + ": NaN scores for users " + std::to_string(b) + ".." +
+                               std::to_string(e - 1) + " (a diverged model?)");
     scores.index_put_({in.nnz_row, in.cols}, -std::numeric_limits<float>::infinity());
-    auto [values, indices] = scores.topk(take, 1, /*largest=*/true, /*sorted=*/true);
+    auto [values, indices] = top_k_lower_id_first(scores, take);
     values = values.to(torch::kCPU).contiguous();
     indices = indices.to(torch::kCPU).contiguous();
     const float* v = values.data_ptr<float>();

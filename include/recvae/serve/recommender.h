@@ -62,7 +62,8 @@ class Recommender {
   /// The loaded model.
   Model& model();
   /// Top-`k` items of rows [lo, hi) of `histories` (rows' own items excluded), `batch` rows
-  /// scored at a time. Entries' `user` are rows of `histories`.
+  /// scored at a time; equal scores list the lower item id first, as the evaluation ranks them
+  /// (Note [Ties in the lists]). Entries' `user` are rows of `histories`.
   TopK recommend(const CsrMatrix& histories, std::int64_t lo, std::int64_t hi, int k, std::int64_t batch);
 
  private:
