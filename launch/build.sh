@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 
 bash launch/install_deps.sh
 BUILD_DIR=${BUILD_DIR:-build}
-JOBS=${JOBS:-$(nproc)}
+# nproc honours OMP_NUM_THREADS (coreutils): a shell set up for one-thread training must not build serially.
+JOBS=${JOBS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}
 # shellcheck disable=SC2086
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" ${CMAKE_ARGS:-}
 targets=()

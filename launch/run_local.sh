@@ -93,7 +93,7 @@ if [[ ! -x "$bin" ]]; then
   exit 2
 fi
 
-cores=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 
 # Did the user choose the thread count? Either on the command line ...
 user_threads=0

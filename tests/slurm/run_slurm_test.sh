@@ -66,8 +66,10 @@ if [[ ! -f "$TEMPLATE" ]]; then
   say "FAIL: template '$TEMPLATE' not found (SOURCE_DIR=$SRC_DIR)"
   exit 1
 fi
+# nproc honours OMP_NUM_THREADS (coreutils): a caller with OMP_NUM_THREADS=1 must not make this one core.
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 [[ $(id -u) -eq 0 ]] || skip "needs root (starts slurmctld/slurmd/munged as root)"
-(($(nproc) >= 2)) || skip "needs at least 2 CPUs for a 2-rank job (nproc=$(nproc))"
+((cores >= 2)) || skip "needs at least 2 CPUs for a 2-rank job (nproc=$cores)"
 
 # Seconds left of the whole test's budget; min(own limit, what is left).
 left() { echo $((BUDGET_S - (SECONDS - T0))); }
@@ -289,7 +291,7 @@ InactiveLimit=0
 KillWait=5
 MinJobAge=3600
 Waittime=0
-NodeName=$node NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
+NodeName=$node NodeAddr=127.0.0.1 CPUs=$cores State=UNKNOWN
 PartitionName=test Nodes=$node Default=YES MaxTime=INFINITE State=UP
 EOF
 
@@ -308,7 +310,7 @@ while ((SECONDS < deadline)); do
 done
 [[ "$state" == "idle" ]] || fail "node $node not idle within 40 s (state '${state:-?}')"
 say "$(env SLURM_CONF="$CONF" sbatch --version) up in $((SECONDS - T0)) s: node $node," \
-  "$(nproc) CPUs, ports $ctld_port/$slurmd_port; $(munged --version 2>&1 | head -n 1)"
+  "$cores CPUs, ports $ctld_port/$slurmd_port; $(munged --version 2>&1 | head -n 1)"
 
 mpi_list=$(timeout 20 env SLURM_CONF="$CONF" srun --mpi=list 2>&1)
 if ! grep -qw pmix <<<"$mpi_list"; then
