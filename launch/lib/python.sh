@@ -32,6 +32,20 @@ recvae_python_plot() {
   return 1
 }
 
+# Prints the first of $RECVAE_PYTHON, `python3` and /usr/bin/python3 that can import every module
+# named (e.g. `recvae_python_with h5py numpy`); status 1 when none can.
+recvae_python_with() {
+  local candidate imports
+  imports=$(IFS=,; echo "$*")
+  for candidate in ${RECVAE_PYTHON:-} python3 /usr/bin/python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c "import $imports" >/dev/null 2>&1; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+
 # Prints an interpreter for stdlib-only work (tables): the plotting one when there is one, else
 # the first python3 found; status 1 when there is none.
 recvae_python_any() {

@@ -215,19 +215,19 @@ double ALSModel::objective(const FitContext& ctx) {
     }
     r0 = r1;
   }
-  auto norms = users_.to(torch::kFloat64).pow(2).sum(1).cpu();
-  for (std::int64_t r = 0; r < x.rows; ++r)
-    sums[1] += o_.row_regularization(x.row_nnz(r), num_items_) * norms[r].item<double>();
+  auto norms = users_.to(torch::kFloat64).pow(2).sum(1).cpu().contiguous();
+  const double* user_norm = norms.data_ptr<double>();
+  for (std::int64_t r = 0; r < x.rows; ++r) sums[1] += o_.row_regularization(x.row_nnz(r), num_items_) * user_norm[r];
   auto ug = users_.to(torch::kFloat64).t().matmul(users_.to(torch::kFloat64)).cpu().contiguous();
   std::copy(ug.data_ptr<double>(), ug.data_ptr<double>() + k * k, sums.begin() + 2);
   ctx.comm.allreduce_sum_host(sums.data(), sums.size());
   auto user_gram = torch::from_blob(sums.data() + 2, {k, k}, torch::kFloat64).clone();
   auto v = items_.to(torch::kFloat64).cpu();
   const double all_pairs = (user_gram * v.t().matmul(v)).sum().item<double>();
-  auto item_norms = v.pow(2).sum(1);
+  auto item_norms = v.pow(2).sum(1).contiguous();
+  const double* item_norm = item_norms.data_ptr<double>();
   double item_reg = 0;
-  for (std::int64_t i = 0; i < num_items_; ++i)
-    item_reg += o_.row_regularization(item_counts_[i], num_users_) * item_norms[i].item<double>();
+  for (std::int64_t i = 0; i < num_items_; ++i) item_reg += o_.row_regularization(item_counts_[i], num_users_) * item_norm[i];
   return sums[0] + o_.unobserved_weight * all_pairs + sums[1] + item_reg;
 }
 

@@ -1,5 +1,8 @@
 #include "fixtures.h"
 
+#include <map>
+
+#include "../test_util.h"
 #include "recvae/data/h5_dataset.h"
 #include "recvae/data/synth.h"
 
@@ -17,6 +20,14 @@ std::string make_synthetic_split(const std::string& dir, std::int64_t users, std
   const std::string path = dir + "/synthetic.h5";
   write_split_file(path, apply_protocol(generate_synthetic(o, false), synth_protocol(o), false));
   return path;
+}
+
+const std::string& shared_synthetic_split(const std::string& name, std::int64_t users, std::int64_t items,
+                                          std::int64_t heldout, std::uint64_t seed) {
+  static std::map<std::string, std::string> made;
+  auto it = made.find(name);
+  if (it == made.end()) it = made.emplace(name, make_synthetic_split(scratch_dir(name), users, items, heldout, seed)).first;
+  return it->second;
 }
 
 Config small_config(const std::string& data_path, const std::string& dir) {

@@ -12,6 +12,10 @@ namespace recvae::testing {
 /// Writes a planted synthetic split (the tiny preset, resized) into `dir` and returns its path.
 std::string make_synthetic_split(const std::string& dir, std::int64_t users = 1200, std::int64_t items = 300,
                                  std::int64_t heldout = 150, std::uint64_t seed = 7);
+/// make_synthetic_split made once per process for suite `name` (the same arguments give the same
+/// path on every call): what a suite's SetUpTestSuite would otherwise hold in a static.
+const std::string& shared_synthetic_split(const std::string& name, std::int64_t users, std::int64_t items,
+                                          std::int64_t heldout, std::uint64_t seed);
 /// A config for fast tests on `data_path`: small network, small batches, output under `dir`.
 Config small_config(const std::string& data_path, const std::string& dir);
 

@@ -96,16 +96,9 @@ TEST(ALS, ASingularSystemNamesTheRow) {
 
 class ALSRun : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new std::string(testing::scratch_dir("als"));
-    data_ = new std::string(testing::make_synthetic_split(*dir_, 900, 250, 100, 13));
-  }
-  static void TearDownTestSuite() {
-    delete dir_;
-    delete data_;
-  }
+  static const std::string& data() { return testing::shared_synthetic_split("als", 900, 250, 100, 13); }
   static Config config(const std::string& type, const std::string& name, int epochs) {
-    Config c = testing::small_config(*data_, testing::scratch_dir(name));
+    Config c = testing::small_config(data(), testing::scratch_dir(name));
     c.model.type = type;
     c.train.epochs = epochs;
     c.wmf.dim = 16;
@@ -115,18 +108,14 @@ class ALSRun : public ::testing::Test {
     c.pmf.regularization = 5;
     return c;
   }
-  static std::string* dir_;
-  static std::string* data_;
 };
-std::string* ALSRun::dir_ = nullptr;
-std::string* ALSRun::data_ = nullptr;
 
 TEST_F(ALSRun, TheObjectiveFallsAtEveryHalfStep) {
   auto comm = make_mpi_communicator();
   for (const char* type : {"wmf", "pmf"}) {
     Trainer t(config(type, std::string("halves_") + type, 1), *comm);
     auto& m = dynamic_cast<ALSModel&>(t.model());
-    SplitFile file(*data_);
+    SplitFile file(data());
     const CsrMatrix train = file.read_rows(split::kTrain, 0, file.num_rows(split::kTrain));
     FitContext ctx{train, 0, *comm, 1};
     m.user_step(ctx);
@@ -178,8 +167,8 @@ TEST_F(ALSRun, BothBeatPopularityAndAResumeEqualsTheUninterruptedRun) {
 }
 
 TEST_F(ALSRun, AFileWithoutTheItemMajorCopySaysHowToAddItAndGetsIt) {
-  const std::string path = *dir_ + "/no_csc.h5";
-  std::filesystem::copy_file(*data_, path, std::filesystem::copy_options::overwrite_existing);
+  const std::string path = testing::scratch_dir("als_no_csc") + "/no_csc.h5";
+  std::filesystem::copy_file(data(), path, std::filesystem::copy_options::overwrite_existing);
   {
     hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
     ASSERT_GE(f, 0);

@@ -85,17 +85,10 @@ TEST(ImplicitSLIM, MatchesTheAuthorsFormula) {
 
 class ImplicitSLIMRun : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new std::string(testing::scratch_dir("islim"));
-    data_ = new std::string(testing::make_synthetic_split(*dir_, 900, 250, 100, 11));
-  }
-  static void TearDownTestSuite() {
-    delete dir_;
-    delete data_;
-  }
+  static const std::string& data() { return testing::shared_synthetic_split("islim", 900, 250, 100, 11); }
   void TearDown() override { clear_stop_request(); }
   static Config config(const std::string& name, int epochs, int every) {
-    Config c = testing::small_config(*data_, testing::scratch_dir(name));
+    Config c = testing::small_config(data(), testing::scratch_dir(name));
     c.train.epochs = epochs;
     c.train.batch_size = 64;
     c.model.implicit_slim.every = every;
@@ -103,17 +96,13 @@ class ImplicitSLIMRun : public ::testing::Test {
     c.model.implicit_slim.threshold = 5;
     return c;
   }
-  static std::string* dir_;
-  static std::string* data_;
 };
-std::string* ImplicitSLIMRun::dir_ = nullptr;
-std::string* ImplicitSLIMRun::data_ = nullptr;
 
 TEST_F(ImplicitSLIMRun, TheHookReplacesBothEmbeddingsEveryNthEpochOnly) {
   auto comm = make_mpi_communicator();
   Config c = config("hook", 3, 2);
   Trainer t(c, *comm);
-  SplitFile file(*data_);
+  SplitFile file(data());
   const CsrMatrix train = file.read_rows(split::kTrain, 0, file.num_rows(split::kTrain));
   FitContext ctx{train, 0, *comm, 1};
   RecVAE& net = testing::recvae_net(t);

@@ -253,25 +253,37 @@ torch::Tensor model_scores(const TrainedRun& t, CsrMatrix& rows) {
   Recommender rec(t.run, "", "cpu", 1);
   SplitFile file(t.data);
   rows = file.read_rows(split::kTestFoldIn, 0, 10);
-  return rec.model().scores(assemble_eval_batch(rows, 0, 10, torch::kCPU)).to(torch::kFloat64);
+  return rec.model().scores(assemble_eval_batch(rows, 0, 10, torch::kCPU)).to(torch::kFloat64).contiguous();
+}
+
+// Weights `names` of a run's model.h5 (with their shapes), read through the C API alone; checks
+// the file's format attribute and its model type.
+std::vector<std::vector<double>> export_weights(const TrainedRun& t, const std::string& type,
+                                                const std::vector<std::string>& names,
+                                                std::vector<std::vector<hsize_t>>& dims) {
+  hid_t f = H5Fopen((t.run + "/model.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  EXPECT_GE(f, 0);
+  EXPECT_EQ(read_attr_string(f, "format"), "recvae-model");
+  EXPECT_EQ(read_attr_string(f, "model_type"), type);
+  EXPECT_NE(read_attr_string(f, "config").find("type: " + type), std::string::npos);
+  std::vector<std::vector<double>> out;
+  dims.assign(names.size(), {});
+  for (std::size_t i = 0; i < names.size(); ++i) out.push_back(read_weights(f, names[i], dims[i]));
+  H5Fclose(f);
+  return out;
 }
 
 TEST(ModelExport, MultDAEScoresFromTheFileAlone) {
   const TrainedRun& t = trained("multdae");
   CsrMatrix rows;
   const torch::Tensor expected = model_scores(t, rows);
-  hid_t f = H5Fopen((t.run + "/model.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  ASSERT_GE(f, 0);
-  EXPECT_EQ(read_attr_string(f, "format"), "recvae-model");
-  EXPECT_EQ(read_attr_string(f, "model_type"), "multdae");
-  EXPECT_NE(read_attr_string(f, "config").find("type: multdae"), std::string::npos);
-  std::vector<hsize_t> qd, bd, pd, pbd;
-  const auto q = read_weights(f, "q_w", qd), qb = read_weights(f, "q_b", bd);
-  const auto p = read_weights(f, "p.weight", pd), pb = read_weights(f, "p.bias", pbd);
-  H5Fclose(f);
-  const std::size_t items = qd[0], latent = qd[1];
-  ASSERT_EQ(pd[0], items);
-  ASSERT_EQ(pd[1], latent);
+  const auto want = expected.accessor<double, 2>();
+  std::vector<std::vector<hsize_t>> dims;
+  const auto w = export_weights(t, "multdae", {"q_w", "q_b", "p.weight", "p.bias"}, dims);
+  const auto &q = w[0], &qb = w[1], &p = w[2], &pb = w[3];
+  const std::size_t items = dims[0][0], latent = dims[0][1];
+  ASSERT_EQ(dims[2][0], items);
+  ASSERT_EQ(dims[2][1], latent);
   // Mult-DAE: s = P tanh(x/|x| Q + q) + p.
   double worst = 0;
   for (std::int64_t u = 0; u < rows.rows; ++u) {
@@ -283,8 +295,7 @@ TEST(ModelExport, MultDAEScoresFromTheFileAlone) {
     for (std::size_t i = 0; i < items; ++i) {
       double s = pb[i];
       for (std::size_t j = 0; j < latent; ++j) s += p[i * latent + j] * h[j];
-      worst = std::max(worst, std::abs(s - expected[u][static_cast<std::int64_t>(i)].item<double>()) /
-                                  std::max(1.0, std::abs(s)));
+      worst = std::max(worst, std::abs(s - want[u][static_cast<std::int64_t>(i)]) / std::max(1.0, std::abs(s)));
     }
   }
   EXPECT_LT(worst, 1e-5);
@@ -294,19 +305,17 @@ TEST(ModelExport, EASEScoresFromTheFileAlone) {
   const TrainedRun& t = trained("ease");
   CsrMatrix rows;
   const torch::Tensor expected = model_scores(t, rows);
-  hid_t f = H5Fopen((t.run + "/model.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  ASSERT_GE(f, 0);
-  std::vector<hsize_t> dims;
-  const auto b = read_weights(f, "B", dims);
-  H5Fclose(f);
-  const std::size_t items = dims[0];
-  ASSERT_EQ(dims.size(), 2u);
+  const auto want = expected.accessor<double, 2>();
+  std::vector<std::vector<hsize_t>> dims;
+  const auto b = export_weights(t, "ease", {"B"}, dims)[0];
+  ASSERT_EQ(dims[0].size(), 2u);
+  const std::size_t items = dims[0][0];
   double worst = 0;
   for (std::int64_t u = 0; u < rows.rows; ++u)
     for (std::size_t i = 0; i < items; ++i) {
       double s = 0;  // EASE: s = x B
       for (auto e = rows.indptr[u]; e < rows.indptr[u + 1]; ++e) s += b[static_cast<std::size_t>(rows.indices[e]) * items + i];
-      worst = std::max(worst, std::abs(s - expected[u][static_cast<std::int64_t>(i)].item<double>()));
+      worst = std::max(worst, std::abs(s - want[u][static_cast<std::int64_t>(i)]));
     }
   EXPECT_LT(worst, 1e-5);
 }

@@ -18,14 +18,9 @@ BIN_DIR=$(readlink -f "$1")
 SRC_DIR=$(readlink -f "$2")
 say() { echo "export_example_test: $*"; }
 
-py=""
-for candidate in ${RECVAE_PYTHON:-} python3 /usr/bin/python3; do
-  if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import h5py, numpy' >/dev/null 2>&1; then
-    py=$(command -v "$candidate")
-    break
-  fi
-done
-if [[ -z "$py" ]]; then
+# shellcheck source=../../launch/lib/python.sh
+source "$SRC_DIR/launch/lib/python.sh"
+if ! py=$(recvae_python_with h5py numpy); then
   say "SKIP: no Python with h5py and NumPy"
   exit 77
 fi
