@@ -20,6 +20,10 @@ std::vector<std::int64_t> pass_permutation(std::int64_t n, std::uint64_t seed, s
   return perm;
 }
 
+std::uint64_t stream_seed(std::uint64_t seed, std::uint64_t stream) {
+  return stream == 0 ? seed : stream_key({seed, 0x73747265616dULL /* "stream" */, stream});
+}
+
 BatchPlan::BatchPlan(std::vector<std::int64_t> permutation, std::int64_t batch_size, std::int64_t owned_lo,
                      std::int64_t owned_hi)
     : perm_(std::move(permutation)), batch_size_(batch_size), lo_(owned_lo), hi_(owned_hi) {}

@@ -50,6 +50,8 @@ constexpr int kNdcgCutoff = 100;
 const char* const kFeaturesPhase = "critic_features";
 const char* const kCriticPhase = "critic";
 const char* const kActorCriticPhase = "actor_critic";
+// The critic phases' own random streams: Note [Streams of a second training stage] (batch_plan.h).
+constexpr std::uint64_t kCriticStream = 0x7261637443ULL;  // "ractC"
 
 bool is_critic_phase(const std::string& phase) {
   return phase == kFeaturesPhase || phase == kCriticPhase || phase == kActorCriticPhase;
@@ -194,11 +196,12 @@ std::vector<PassSpec> RaCTModel::epoch_schedule(int epoch) const {
   // Note [RaCT phases]
   if (epoch < actor_epochs_) return actor_->epoch_schedule(epoch);
   std::vector<PassSpec> passes;
-  if (epoch == actor_epochs_) passes.push_back({kFeaturesPhase, {}, 1, dropout_});  // Note [Critic features]
+  if (epoch == actor_epochs_)
+    passes.push_back({kFeaturesPhase, {}, 1, dropout_, kCriticStream});  // Note [Critic features]
   if (epoch < actor_epochs_ + critic_epochs_)
-    passes.push_back({kCriticPhase, {critic_group_}, 0, dropout_});
+    passes.push_back({kCriticPhase, {critic_group_}, 0, dropout_, kCriticStream});
   else
-    passes.push_back({kActorCriticPhase, {critic_group_, ac_group_}, 0, dropout_});
+    passes.push_back({kActorCriticPhase, {critic_group_, ac_group_}, 0, dropout_, kCriticStream});
   return passes;
 }
 

@@ -268,13 +268,15 @@ PassStats Trainer::train_pass(int epoch, const PassSpec& spec, std::int64_t max_
       s.groups[g].set_requires_grad(true);
     }
 
-  BatchPlan plan(pass_permutation(s.train_users, s.cfg.train.seed, epoch, pass), s.cfg.train.batch_size,
+  // Note [Streams of a second training stage]
+  const std::uint64_t seed = stream_seed(s.cfg.train.seed, spec.noise_stream);
+  BatchPlan plan(pass_permutation(s.train_users, seed, epoch, pass), s.cfg.train.batch_size,
                  s.train_range.lo, s.train_range.hi);
   std::int64_t steps = plan.num_batches();
   if (max_steps <= 0) max_steps = s.cfg.train.max_steps_per_pass;
   if (max_steps > 0) steps = std::min(steps, max_steps);
 
-  const BatchNoise noise_base{s.cfg.train.seed, epoch, pass, spec.dropout, s.model->noise_dim()};
+  const BatchNoise noise_base{seed, epoch, pass, spec.dropout, s.model->noise_dim()};
   // Loss sums stay on the device and are read every `check_every` steps (every step on the CPU,
   // where reading is free), so a GPU step never waits for the host.
   const std::int64_t check_every = s.device.is_cuda() ? 25 : 1;

@@ -8,14 +8,19 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <numeric>
 #include <sstream>
 
 #include "../common/fixtures.h"
 #include "../common/model_batch.h"
 #include "../test_util.h"
+#include "recvae/batch/batch_plan.h"
+#include "recvae/batch/sparse_batch.h"
+#include "recvae/data/h5_dataset.h"
 #include "recvae/dist/comm.h"
 #include "recvae/eval/metrics.h"
 #include "recvae/models/ract.h"
+#include "recvae/models/sparse_ops.h"
 #include "recvae/train/stop_signal.h"
 #include "recvae/train/trainer.h"
 #include "recvae/util/config.h"
@@ -258,6 +263,50 @@ TEST_F(RaCTRun, StartsFromAnActorRunAndRefusesAMismatchedOne) {
   Config missing = c;
   missing.ract.actor_run = actor_dir + "/nowhere";
   EXPECT_NE(refusal(missing).find("best_model.pt not found"), std::string::npos) << refusal(missing);
+}
+
+// Mean multinomial log-likelihood of `actor` over every training user, with the dropout masks
+// and noise of (seed, epoch, pass): what a critic pass drawn from that stream reports as mll.
+double replayed_mll(Model& actor, const std::string& data, std::uint64_t seed, int epoch, int pass, double dropout) {
+  SplitFile f(data);
+  const CsrMatrix train = f.read_rows(split::kTrain, 0, f.num_rows(split::kTrain));
+  std::vector<std::int64_t> rows(static_cast<size_t>(train.rows));
+  std::iota(rows.begin(), rows.end(), std::int64_t{0});
+  const BatchNoise noise{seed, epoch, pass, dropout, actor.noise_dim()};
+  torch::NoGradGuard guard;
+  SparseBatch b = assemble_batch(train, 0, rows, &noise, torch::kCPU);
+  return multinomial_log_likelihood(actor.training_logits(b), b).to(torch::kFloat64).mean().item<double>();
+}
+
+TEST_F(RaCTRun, CriticEpochsDrawOtherMasksThanTheActorRunsTrainingEpochs) {
+  // Note [Streams of a second training stage]: a RaCT run from ract.actor_run starts at epoch 0
+  // with the actor run's seed; its critic must not be fed the masks the actor was trained on.
+  auto comm = make_mpi_communicator();
+  Config actor = config("stream_actor", 0, 0, 0);
+  actor.model.type = "multvae";
+  actor.train.epochs = 2;
+  Trainer(actor, *comm).run();
+
+  Config c = config("stream_critic", 0, 2, 1);
+  c.ract.actor_run = actor.output.dir;
+  Trainer t(c, *comm);
+  for (int e = 0; e < c.train.epochs; ++e)
+    for (const auto& spec : t.schedule(e)) EXPECT_NE(spec.noise_stream, 0u) << spec.phase << ", epoch " << e + 1;
+  for (const auto& spec : Trainer(actor, *comm).schedule(0)) EXPECT_EQ(spec.noise_stream, 0u) << spec.phase;
+
+  // Epoch 0's critic pass (pass 0, like the actor's training pass of epoch 0) reports the mll of
+  // its own stream, not of the actor run's.
+  const std::vector<PassSpec> epoch0 = t.schedule(0);
+  ASSERT_EQ(epoch0.back().phase, "critic");
+  t.train_pass(0, epoch0.front());  // the measuring pass sets the critic's feature moments
+  t.end_pass(epoch0.front());
+  Model& fixed_actor = dynamic_cast<RaCTModel&>(t.model()).actor();
+  PassStats critic = t.train_pass(0, epoch0.back());
+  const PassSpec& pass = epoch0.back();
+  const double own = replayed_mll(fixed_actor, *data_, stream_seed(c.train.seed, pass.noise_stream), 0, pass.pass, pass.dropout);
+  const double replayed = replayed_mll(fixed_actor, *data_, c.train.seed, 0, pass.pass, pass.dropout);
+  EXPECT_NEAR(critic.mll, own, 1e-4 * std::abs(own));
+  EXPECT_GT(std::abs(critic.mll - replayed), 1e-3 * std::abs(replayed)) << "critic pass replays the actor's masks";
 }
 
 TEST_F(RaCTRun, ARecVAEActorKeepsItsOwnScheduleThenTheCriticTakesOver) {

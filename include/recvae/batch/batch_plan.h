@@ -25,6 +25,21 @@ namespace recvae {
 //     applies the same reduced gradient; a checksum all-reduce verifies this at every
 //     encoder_old refresh (Note [Snapshot check] in trainer.cpp).
 
+// Note [Streams of a second training stage]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// The keys name (seed, epoch, pass), so a run that starts over at epoch 0 with the seed of an
+// earlier run replays that run's permutations, dropout masks and noise. RaCT does exactly this
+// with ract.actor_run: its critic epochs 0..N would hand the actor the very inputs it was
+// trained on, and the actor fits those better than fresh ones (on Gowalla the critic's target
+// NDCG climbed from 0.56 to 0.64 over the actor's 40 training epochs and fell back at the 41st,
+// with the actor unchanged). The authors' critic sees fresh draws. A pass that belongs to a
+// later stage therefore names its own stream (PassSpec::noise_stream), and the trainer draws
+// from stream_seed(seed, stream) instead of the run seed; stream 0 is the seed itself, so the
+// models' own training is drawn as before.
+
+/// The seed of a pass's random streams: `seed` for stream 0, else a key mixed from both.
+std::uint64_t stream_seed(std::uint64_t seed, std::uint64_t stream);
+
 /// The permutation of [0, n) used by pass `pass` of epoch `epoch` (Fisher-Yates, counter RNG).
 std::vector<std::int64_t> pass_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch,
                                            std::int64_t pass);

@@ -51,6 +51,9 @@ struct PassSpec {
   std::vector<int> groups;
   int pass = 0;             ///< index within the epoch (part of the random stream key)
   double dropout = 0;       ///< input dropout rate of the pass
+  /// Names the pass's own random streams (order, dropout masks, noise); 0 is the model's
+  /// training stream. Note [Streams of a second training stage] in batch_plan.h.
+  std::uint64_t noise_stream = 0;
 };
 
 /// What a step knows beyond its batch (the same on every rank).
