@@ -3,12 +3,16 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <numeric>
 #include <sstream>
 #include <stdexcept>
 
 #include "recvae/data/csr.h"
+#include "recvae/data/sharding.h"
 #include "recvae/dist/comm.h"
 #include "recvae/models/gram.h"
 #include "recvae/util/config.h"
@@ -22,84 +26,173 @@ namespace recvae {
 // 1/2 w^T G w - w^T G_:j + l2/2 |w|^2 + l1 sum(w): X enters only through G = X^T X (Note
 // [Distributed Gram]), so no column pass over X is needed. Cyclic coordinate descent keeps
 // g = G w; the minimiser in w_k with the others fixed is max(0, (G_kj - (g_k - G_kk w_k) - l1) /
-// (G_kk + l2)), and a change of w_k updates g by that change times G's column k. For binary X, G
-// and w are non-negative, so an item that shares no user with j (G_kj = 0) never leaves zero.
-// The columns are independent: each rank solves a contiguous range of items (threads split
-// it), and the non-zeros are then gathered so that every rank can score its users with all of W.
+// (G_kk + l2)), and a change of w_k updates g by that change times G's column k.
+// Candidates: for non-negative X, G and w are non-negative, so g_k - G_kk w_k >= 0 and the
+// numerator is at most G_kj - l1. An item with G_kj <= l1 (with l1 = 1 on binary data: one that
+// shares fewer than two users with j) therefore never leaves zero, and the descent runs on the
+// candidates C = {k != j : G_kj > l1} alone, keeping g on C only: a sweep costs |C| plus |C| per
+// moved weight instead of items (plus items per moved weight). This is exact, not a screening
+// heuristic, and is what makes 41k-item sets (Gowalla, MSD) fit in minutes rather than days.
+// G is held in float32 by default (slim.precision): X^T X of binary data is integer counts,
+// exact below 2^24; the descent itself runs in float64.
+// The columns are independent: each rank solves a contiguous range of items, balanced by the
+// estimate |C|^2 + items of every column's cost (popular items have far more candidates), and its
+// threads take that range's columns one at a time; the non-zeros are then gathered so that every
+// rank can score its users with all of W. The ranges change nothing but who solves a column.
 
-SparseColumn slim_column(const torch::Tensor& gram, std::int64_t j, double l1, double l2, int max_sweeps,
-                         double tolerance) {
-  const std::int64_t n = gram.size(0);
-  const double* g = gram.data_ptr<double>();  // symmetric: row k is column k
-  std::vector<double> w(static_cast<size_t>(n), 0.0), gw(static_cast<size_t>(n), 0.0);
+namespace {
+
+// The items that can get a weight in column j (Note [SLIM on the Gram matrix]), ascending.
+template <typename T>
+std::vector<std::int64_t> candidates_of(const T* g, std::int64_t n, std::int64_t j, double l1) {
+  const T* gj = g + j * n;  // symmetric: row j is column j
+  std::vector<std::int64_t> cand;
+  for (std::int64_t k = 0; k < n; ++k)
+    if (k != j && static_cast<double>(gj[k]) > l1) cand.push_back(k);
+  return cand;
+}
+
+template <typename T>
+SparseColumn slim_column_of(const T* g, std::int64_t n, std::int64_t j, double l1, double l2, int max_sweeps,
+                            double tolerance) {
+  const T* gj = g + j * n;
+  const std::vector<std::int64_t> cand = candidates_of(g, n, j, l1);
+  const size_t m = cand.size();
+  std::vector<double> w(m, 0.0), gw(m, 0.0), diag(m), target(m);
+  for (size_t i = 0; i < m; ++i) {
+    diag[i] = static_cast<double>(g[cand[i] * n + cand[i]]);
+    target[i] = static_cast<double>(gj[cand[i]]);
+  }
   SparseColumn out;
-  for (int sweep = 0; sweep < max_sweeps; ++sweep) {
+  for (int sweep = 0; sweep < max_sweeps && m > 0; ++sweep) {
     double biggest = 0;
-    for (std::int64_t k = 0; k < n; ++k) {
-      if (k == j) continue;
-      const double gkk = g[k * n + k];
-      const double c = g[k * n + j] - (gw[k] - gkk * w[k]) - l1;
-      const double next = c > 0 ? c / (gkk + l2) : 0.0;
-      const double delta = next - w[k];
+    for (size_t i = 0; i < m; ++i) {
+      const double c = target[i] - (gw[i] - diag[i] * w[i]) - l1;
+      const double next = c > 0 ? c / (diag[i] + l2) : 0.0;
+      const double delta = next - w[i];
       if (delta == 0) continue;
-      w[k] = next;
-      const double* col = g + k * n;
-      for (std::int64_t i = 0; i < n; ++i) gw[i] += delta * col[i];
+      w[i] = next;
+      const T* row = g + cand[i] * n;
+      for (size_t q = 0; q < m; ++q) gw[q] += delta * static_cast<double>(row[cand[q]]);
       biggest = std::max(biggest, std::abs(delta));
     }
     out.sweeps = sweep + 1;
     if (biggest <= tolerance) break;
   }
-  for (std::int64_t k = 0; k < n; ++k)
-    if (w[k] > 0) {
-      out.rows.push_back(static_cast<std::int32_t>(k));
-      out.values.push_back(static_cast<float>(w[k]));
+  out.candidates = static_cast<std::int64_t>(m);
+  for (size_t i = 0; i < m; ++i)
+    if (w[i] > 0) {
+      out.rows.push_back(static_cast<std::int32_t>(cand[i]));
+      out.values.push_back(static_cast<float>(w[i]));
     }
   return out;
 }
 
+}  // namespace
+
+std::vector<std::int64_t> slim_column_costs(const torch::Tensor& gram, double l1, Communicator& comm, int threads) {
+  const std::int64_t n = gram.size(0);
+  const std::int64_t a = n * comm.rank() / comm.size(), b = n * (comm.rank() + 1) / comm.size();
+  std::vector<std::int64_t> costs(static_cast<size_t>(n), 0);
+  const int before = at::get_num_threads();
+  at::set_num_threads(std::max(1, threads));
+  at::parallel_for(a, b, 64, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t j = lo; j < hi; ++j) {
+      const auto c = static_cast<std::int64_t>(gram.scalar_type() == torch::kFloat32
+                                                   ? candidates_of(gram.data_ptr<float>(), n, j, l1).size()
+                                                   : candidates_of(gram.data_ptr<double>(), n, j, l1).size());
+      costs[static_cast<size_t>(j)] = c * c + n;
+    }
+  });
+  at::set_num_threads(before);
+  comm.allreduce_max_host(costs.data(), costs.size());  // each entry was set by exactly one rank
+  return costs;
+}
+
+SparseColumn slim_column(const torch::Tensor& gram, std::int64_t j, double l1, double l2, int max_sweeps,
+                         double tolerance) {
+  const std::int64_t n = gram.size(0);
+  if (gram.scalar_type() == torch::kFloat32)
+    return slim_column_of(gram.data_ptr<float>(), n, j, l1, l2, max_sweeps, tolerance);
+  return slim_column_of(gram.data_ptr<double>(), n, j, l1, l2, max_sweeps, tolerance);
+}
+
 SLIMModel::SLIMModel(const SLIMConfig& c, const ModelContext& ctx)
     : ClosedFormModel("SLIM"),
-      l1_(c.l1), l2_(c.l2), tolerance_(c.tolerance), max_sweeps_(c.max_sweeps), items_(ctx.items), device_(ctx.device) {
-  const double need = gram_bytes(items_) * 1.1;
+      l1_(c.l1), l2_(c.l2), tolerance_(c.tolerance), max_sweeps_(c.max_sweeps), items_(ctx.items), device_(ctx.device),
+      dtype_(c.precision == "float64" ? torch::kFloat64 : torch::kFloat32) {
+  const double need = gram_bytes(items_, dtype_ == torch::kFloat32 ? 4 : 8) * 1.1;
   const double limit = c.memory_limit_gb > 0 ? c.memory_limit_gb * 1e9 : 0.0;
   if (limit > 0 && need > limit)
     throw InputError("slim: " + std::to_string(items_) + " items need about " + std::to_string(need / 1e9) +
-                     " GB per rank for the Gram matrix, above slim.memory_limit_gb " + std::to_string(c.memory_limit_gb));
+                     " GB per rank for the Gram matrix (" + c.precision + "), above slim.memory_limit_gb " +
+                     std::to_string(c.memory_limit_gb));
   rows_ = module_->register_buffer("W_rows", torch::zeros({0}, torch::kLong));
   cols_ = module_->register_buffer("W_cols", torch::zeros({0}, torch::kLong));
   values_ = module_->register_buffer("W_values", torch::zeros({0}));
 }
 
 std::string SLIMModel::fit(int, const FitContext& ctx) {
-  torch::Tensor gram = distributed_gram(ctx.train, ctx.comm, ctx.threads);
+  // Note [SLIM on the Gram matrix]: the candidate rule needs X >= 0; every rank learns of a
+  // negative value anywhere before any of them starts the Gram reduction.
+  std::int64_t negative = 0;
+  for (const float v : ctx.train.data)
+    if (v < 0) {
+      negative = 1;
+      break;
+    }
+  ctx.comm.allreduce_max_host(&negative, 1);
+  if (negative != 0)
+    throw InputError("slim: the training matrix has negative values; SLIM here needs non-negative (implicit) feedback");
+  torch::Tensor gram = distributed_gram(ctx.train, ctx.comm, ctx.threads, dtype_);
 
-  // This rank's item columns, split over its threads.
+  // This rank's item columns, balanced by their estimated cost (Note [SLIM on the Gram matrix]),
+  // then split over its threads.
   const int rank = ctx.comm.rank(), size = ctx.comm.size();
-  const std::int64_t lo = items_ * rank / size, hi = items_ * (rank + 1) / size;
+  const std::vector<std::int64_t> costs = slim_column_costs(gram, l1_, ctx.comm, ctx.threads);
+  std::vector<std::int64_t> cumulative(costs.size() + 1, 0);
+  std::partial_sum(costs.begin(), costs.end(), cumulative.begin() + 1);
+  const RowRange range = balanced_range(cumulative, rank, size);
+  const std::int64_t lo = range.lo, hi = range.hi;
   std::vector<SparseColumn> columns(static_cast<size_t>(hi - lo));
   const int before = at::get_num_threads();
   at::set_num_threads(std::max(1, ctx.threads));
-  at::parallel_for(lo, hi, 1, [&](std::int64_t a, std::int64_t b) {
-    for (std::int64_t j = a; j < b; ++j)
+  // Progress: rank 0 reports each tenth of its own columns once a fit runs for 5 s (the ranks'
+  // ranges cost about the same).
+  std::atomic<std::int64_t> done{0};
+  const auto start = std::chrono::steady_clock::now();
+  const std::int64_t own = hi - lo;
+  // Columns cost in proportion to their candidates squared, which is skewed by popularity: the
+  // threads take them one at a time from a shared counter instead of in fixed blocks.
+  std::atomic<std::int64_t> next{lo};
+  at::parallel_for(0, std::max(1, ctx.threads), 1, [&](std::int64_t, std::int64_t) {
+    for (std::int64_t j = next++; j < hi; j = next++) {
       columns[static_cast<size_t>(j - lo)] = slim_column(gram, j, l1_, l2_, max_sweeps_, tolerance_);
+      const std::int64_t d = ++done;
+      if (rank != 0 || d * 10 / own == (d - 1) * 10 / own) continue;
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (seconds >= 5 || d == own)  // short fits stay quiet
+        std::fprintf(stderr, "slim: %lld of %lld columns on rank 0 (%.1f s)\n", static_cast<long long>(d),
+                     static_cast<long long>(own), seconds);
+    }
   });
   at::set_num_threads(before);
   gram = torch::Tensor();
 
   // Gather every rank's non-zeros as (row, column, value) triplets in column order.
   std::vector<double> mine;
-  std::int64_t max_sweeps = 0;
+  std::int64_t stats[2] = {0, 0};  // most sweeps, most candidates of a column
   for (std::int64_t j = lo; j < hi; ++j) {
     const SparseColumn& c = columns[static_cast<size_t>(j - lo)];
-    max_sweeps = std::max<std::int64_t>(max_sweeps, c.sweeps);
+    stats[0] = std::max<std::int64_t>(stats[0], c.sweeps);
+    stats[1] = std::max<std::int64_t>(stats[1], c.candidates);
     for (size_t p = 0; p < c.rows.size(); ++p) {
       mine.push_back(c.rows[p]);
       mine.push_back(static_cast<double>(j));
       mine.push_back(c.values[p]);
     }
   }
-  ctx.comm.allreduce_max_host(&max_sweeps, 1);
+  ctx.comm.allreduce_max_host(stats, 2);
   std::vector<double> all = allgather_host(ctx.comm, mine);
   const std::int64_t nnz = static_cast<std::int64_t>(all.size() / 3);
   auto triplets = torch::from_blob(all.data(), {nnz, 3}, torch::kFloat64);
@@ -109,9 +202,9 @@ std::string SLIMModel::fit(int, const FitContext& ctx) {
   values_.set_(triplets.select(1, 2).to(torch::kFloat32));
   transposed_ = torch::Tensor();
   if (rank == 0)
-    std::fprintf(stderr, "slim: %lld non-zeros in W (%.1f per item), at most %lld sweeps per column\n",
+    std::fprintf(stderr, "slim: %lld non-zeros in W (%.1f per item), at most %lld sweeps and %lld candidates per column\n",
                  static_cast<long long>(nnz), static_cast<double>(nnz) / static_cast<double>(items_),
-                 static_cast<long long>(max_sweeps));
+                 static_cast<long long>(stats[0]), static_cast<long long>(stats[1]));
   std::ostringstream name;
   name << "l1=" << l1_ << ",l2=" << l2_;
   return name.str();

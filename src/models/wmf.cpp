@@ -54,6 +54,12 @@ double ALSObjective::row_regularization(std::int64_t n, std::int64_t others) con
                                    regularization_exp);
 }
 
+ALSObjective::ObservationWeight ALSObjective::observation_weight(float value) const {
+  if (!observed_in_gram) return {0.f, 1.f};
+  const float confidence = static_cast<float>(1.0 + alpha * value);
+  return {std::sqrt(confidence), confidence};
+}
+
 ALSObjective wmf_objective(const WMFConfig& c) {
   ALSObjective o;
   o.dim = c.dim;
@@ -107,14 +113,11 @@ torch::Tensor als_solve_rows_host(const torch::Tensor& factors, const torch::Ten
       const std::int64_t b = x.indptr[r] - base_ptr, e = x.indptr[r + 1] - base_ptr, len = e - b;
       if (o.observed_in_gram && len > 0) obs.resize(static_cast<size_t>(len * k));
       for (std::int64_t p = b, j = 0; p < e; ++p, ++j) {
-        const float confidence = static_cast<float>(1.0 + o.alpha * x.data[p]);
+        const auto w = o.observation_weight(x.data[p]);
         const float* row = fp + static_cast<std::int64_t>(x.indices[p]) * k;
-        const float rw = o.observed_in_gram ? confidence : 1.f;
-        for (std::int64_t c = 0; c < k; ++c) rhs[c] += rw * row[c];
-        if (o.observed_in_gram) {
-          const float gw = std::sqrt(confidence);
-          for (std::int64_t c = 0; c < k; ++c) obs[j * k + c] = gw * row[c];
-        }
+        for (std::int64_t c = 0; c < k; ++c) rhs[c] += w.rhs * row[c];
+        if (o.observed_in_gram)
+          for (std::int64_t c = 0; c < k; ++c) obs[j * k + c] = w.gram * row[c];
       }
       if (o.observed_in_gram && len > 0) {
         // obs is len x k row-major, i.e. k x len column-major: a += obs^T obs (lower triangle).
@@ -149,14 +152,24 @@ torch::Tensor als_solve_rows_host(const torch::Tensor& factors, const torch::Ten
 
 torch::Tensor als_solve_rows(const torch::Tensor& factors, const torch::Tensor& gram, const CsrMatrix& x,
                              const ALSObjective& o, std::int64_t others, std::int64_t first_row, const char* what) {
+#ifdef RECVAE_HAVE_LAPACK
+  const std::int64_t k = factors.size(1);
+  if (x.rows > 0 && factors.device().is_cpu() && factors.scalar_type() == torch::kFloat32 &&
+      k <= std::numeric_limits<int>::max() / k) {
+    torch::NoGradGuard guard;
+    return als_solve_rows_host(factors, gram, x, o, others, first_row, what);  // Note [Row solves on the host]
+  }
+#endif
+  return als_solve_rows_batched(factors, gram, x, o, others, first_row, what);
+}
+
+torch::Tensor als_solve_rows_batched(const torch::Tensor& factors, const torch::Tensor& gram, const CsrMatrix& x,
+                                     const ALSObjective& o, std::int64_t others, std::int64_t first_row,
+                                     const char* what) {
   torch::NoGradGuard guard;
   const std::int64_t rows = x.rows, k = factors.size(1), n = factors.size(0);
   auto out = torch::zeros({rows, k}, factors.options());
   if (rows == 0) return out;
-#ifdef RECVAE_HAVE_LAPACK
-  if (factors.device().is_cpu() && factors.scalar_type() == torch::kFloat32 && k <= std::numeric_limits<int>::max() / k)
-    return als_solve_rows_host(factors, gram, x, o, others, first_row, what);  // Note [Row solves on the host]
-#endif
   const std::int64_t base_ptr = x.indptr[0];
   std::vector<std::int64_t> order(static_cast<size_t>(rows));
   std::iota(order.begin(), order.end(), 0);
@@ -176,10 +189,10 @@ torch::Tensor als_solve_rows(const torch::Tensor& factors, const torch::Tensor& 
       picked[b] = r;
       reg[b] = static_cast<float>(o.row_regularization(x.row_nnz(r), others));
       for (std::int64_t p = x.indptr[r] - base_ptr, j = 0; p < x.indptr[r + 1] - base_ptr; ++p, ++j) {
-        const float confidence = static_cast<float>(1.0 + o.alpha * x.data[p]);
+        const auto w = o.observation_weight(x.data[p]);
         idx[b * len + j] = x.indices[p];
-        gram_w[b * len + j] = o.observed_in_gram ? std::sqrt(confidence) : 0.f;
-        rhs_w[b * len + j] = o.observed_in_gram ? confidence : 1.f;
+        gram_w[b * len + j] = w.gram;
+        rhs_w[b * len + j] = w.rhs;
       }
     }
     const auto dev = factors.device();

@@ -131,6 +131,7 @@ class Schema {
     num("slim.max_sweeps", c.slim.max_sweeps, 1, 1000000);
     num("slim.tolerance", c.slim.tolerance, 0.0, 1e6, true);
     num("slim.memory_limit_gb", c.slim.memory_limit_gb, 0.0, 1e9);
+    str("slim.precision", c.slim.precision, {"float32", "float64"});
 
     num("wmf.dim", c.wmf.dim, 1, 1 << 16);
     num("wmf.regularization", c.wmf.regularization, 0.0, 1e12);

@@ -68,15 +68,19 @@ TEST(ALS, OneSolveMatchesTheDenseNormalEquationsForWMFAndPMF) {
   PMFConfig p;
   p.dim = 6;
   p.regularization = 0.5;
-  for (const ALSObjective& o : {wmf_objective(w), pmf_objective(p)}) {
-    auto got = als_solve_rows(f, f.t().matmul(f), m, o, 25, 0, "test");
-    for (std::int64_t r = 0; r < 30; ++r) {
-      auto want = dense_row_solution(f, x[r], o, 25);
-      EXPECT_LT((got[r].to(torch::kFloat64) - want).abs().max().item<double>(), 1e-4 * (1 + want.abs().max().item<double>()))
-          << "row " << r << (o.observed_in_gram ? " wmf" : " pmf");
+  // Both routes: the build's default (per-row LAPACK on the CPU) and the batched one that GPUs
+  // and builds without LAPACK take.
+  for (const bool batched : {false, true})
+    for (const ALSObjective& o : {wmf_objective(w), pmf_objective(p)}) {
+      auto got = batched ? als_solve_rows_batched(f, f.t().matmul(f), m, o, 25, 0, "test")
+                         : als_solve_rows(f, f.t().matmul(f), m, o, 25, 0, "test");
+      for (std::int64_t r = 0; r < 30; ++r) {
+        auto want = dense_row_solution(f, x[r], o, 25);
+        EXPECT_LT((got[r].to(torch::kFloat64) - want).abs().max().item<double>(), 1e-4 * (1 + want.abs().max().item<double>()))
+            << "row " << r << (o.observed_in_gram ? " wmf" : " pmf") << (batched ? " batched" : "");
+      }
+      EXPECT_EQ(got[4].abs().max().item<double>(), 0.0);  // nothing observed: w = 0
     }
-    EXPECT_EQ(got[4].abs().max().item<double>(), 0.0);  // nothing observed: w = 0
-  }
 }
 
 TEST(ALS, ASingularSystemNamesTheRow) {
@@ -85,12 +89,17 @@ TEST(ALS, ASingularSystemNamesTheRow) {
   WMFConfig w;
   w.dim = 3;
   w.regularization = 0;
-  try {
-    als_solve_rows(f, f.t().matmul(f), m, wmf_objective(w), 5, 100, "user step");
-    FAIL() << "solved a singular system";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("user step: the system of row 10"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("raise the regularization"), std::string::npos) << e.what();
+  for (const bool batched : {false, true}) {
+    try {
+      if (batched)
+        als_solve_rows_batched(f, f.t().matmul(f), m, wmf_objective(w), 5, 100, "user step");
+      else
+        als_solve_rows(f, f.t().matmul(f), m, wmf_objective(w), 5, 100, "user step");
+      FAIL() << "solved a singular system" << (batched ? " (batched)" : "");
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("user step: the system of row 10"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("raise the regularization"), std::string::npos) << e.what();
+    }
   }
 }
 

@@ -208,26 +208,37 @@ torch::Tensor slim_brute_force(const torch::Tensor& g, std::int64_t j, double l1
 TEST(SLIM, ColumnsMatchABruteForceSolverAndSatisfyKKT) {
   auto [m, x] = random_rows(40, 8, 0.35, 6);
   auto g = x.to(torch::kFloat64).t().matmul(x.to(torch::kFloat64));
-  const double l1 = 0.5, l2 = 2.0;
-  for (std::int64_t j = 0; j < 8; ++j) {
-    SparseColumn c = slim_column(g, j, l1, l2, 10000, 1e-12);
-    auto w = torch::zeros({8}, torch::kFloat64);
-    for (size_t p = 0; p < c.rows.size(); ++p) {
-      EXPECT_GT(c.values[p], 0.0f);
-      EXPECT_NE(c.rows[p], j) << "the diagonal stays zero";
-      w[c.rows[p]] = c.values[p];
-    }
-    EXPECT_TRUE(torch::allclose(w, slim_brute_force(g, j, l1, l2), 1e-4, 1e-5)) << "column " << j;
-    // KKT: the gradient vanishes on the support and is >= 0 (within float rounding) off it.
-    auto grad = g.matmul(w) - g.select(1, j) + l2 * w + l1;
-    for (std::int64_t k = 0; k < 8; ++k) {
-      if (k == j) continue;
-      if (w[k].item<double>() > 0)
-        EXPECT_NEAR(grad[k].item<double>(), 0.0, 1e-4) << "column " << j << ", item " << k;
-      else
-        EXPECT_GE(grad[k].item<double>(), -1e-4) << "column " << j << ", item " << k;
+  const double l2 = 2.0;
+  // l1 = 3.5 leaves the items with G_kj <= 3.5 out of the descent (Note [SLIM on the Gram
+  // matrix]); the brute force solves over every item, so it checks that they belong at zero.
+  std::int64_t skipped = 0, support = 0;
+  for (const double l1 : {0.5, 3.5}) {
+    for (const auto dtype : {torch::kFloat64, torch::kFloat32}) {
+      for (std::int64_t j = 0; j < 8; ++j) {
+        SparseColumn c = slim_column(g.to(dtype), j, l1, l2, 10000, 1e-12);
+        skipped += 7 - c.candidates;
+        support += static_cast<std::int64_t>(c.rows.size());
+        auto w = torch::zeros({8}, torch::kFloat64);
+        for (size_t p = 0; p < c.rows.size(); ++p) {
+          EXPECT_GT(c.values[p], 0.0f);
+          EXPECT_NE(c.rows[p], j) << "the diagonal stays zero";
+          w[c.rows[p]] = c.values[p];
+        }
+        EXPECT_TRUE(torch::allclose(w, slim_brute_force(g, j, l1, l2), 1e-4, 1e-5)) << "column " << j << ", l1 " << l1;
+        // KKT: the gradient vanishes on the support and is >= 0 (within float rounding) off it.
+        auto grad = g.matmul(w) - g.select(1, j) + l2 * w + l1;
+        for (std::int64_t k = 0; k < 8; ++k) {
+          if (k == j) continue;
+          if (w[k].item<double>() > 0)
+            EXPECT_NEAR(grad[k].item<double>(), 0.0, 1e-4) << "column " << j << ", item " << k;
+          else
+            EXPECT_GE(grad[k].item<double>(), -1e-4) << "column " << j << ", item " << k;
+        }
+      }
     }
   }
+  EXPECT_GT(skipped, 0) << "no item was left out of a descent: the test does not reach the candidate rule";
+  EXPECT_GT(support, 16) << "almost every column is empty";
 }
 
 TEST(SLIM, ARunBeatsPopularityAndItsWeightsAreTheColumnSolutions) {

@@ -15,19 +15,26 @@
 namespace recvae {
 
 struct SLIMConfig;
+class Communicator;
 
 /// The non-zeros of one column of W.
 struct SparseColumn {
   std::vector<std::int32_t> rows;  ///< item of each non-zero, ascending
   std::vector<float> values;       ///< its weight (> 0)
   int sweeps = 0;                  ///< coordinate-descent sweeps used
+  std::int64_t candidates = 0;     ///< items with G_kj > l1, the only ones that can be non-zero
 };
 
-/// Column j of SLIM from G = X^T X (float64 [n, n]): argmin over w >= 0 with w_j = 0 of
-/// 1/2 |x_j - X w|^2 + l2/2 |w|^2 + l1 sum(w), by cyclic coordinate descent until no weight
-/// moves by more than `tolerance` in a sweep (at most `max_sweeps`).
+/// Column j of SLIM from G = X^T X (float64 or float32 [n, n], of a non-negative X): argmin over
+/// w >= 0 with w_j = 0 of 1/2 |x_j - X w|^2 + l2/2 |w|^2 + l1 sum(w), by cyclic coordinate descent
+/// over the items with G_kj > l1 until no weight moves by more than `tolerance` in a sweep (at
+/// most `max_sweeps`).
 SparseColumn slim_column(const torch::Tensor& gram, std::int64_t j, double l1, double l2, int max_sweeps,
                          double tolerance);
+
+/// The estimated cost |C_j|^2 + n of every column j of G (C_j: its candidates, G_kj > l1), the
+/// scan split over the ranks and combined (a collective): the weights of the ranks' column ranges.
+std::vector<std::int64_t> slim_column_costs(const torch::Tensor& gram, double l1, Communicator& comm, int threads);
 
 /// SLIM behind the Model interface: a closed-form model (Note [Closed-form models]) whose item
 /// columns are split across the ranks and gathered for evaluation.
@@ -50,6 +57,7 @@ class SLIMModel final : public ClosedFormModel {
   int max_sweeps_;
   std::int64_t items_;
   torch::Device device_;
+  torch::ScalarType dtype_;  // of G (slim.precision)
 };
 
 }  // namespace recvae

@@ -31,14 +31,29 @@ struct ALSObjective {
   bool observed_in_gram = true;    ///< false: PMF (every entry one squared error)
   /// lambda (n + alpha_0 * others)^nu.
   double row_regularization(std::int64_t n, std::int64_t others) const;
+  /// How one observation of value x enters its row's system: its factor scaled by `gram` in the
+  /// Gram term (sqrt(a), so that the outer product carries a; 0 for PMF) and by `rhs` on the right
+  /// (t a: a for WMF, 1 for PMF).
+  struct ObservationWeight {
+    float gram;  ///< factor scale inside sum a f f^T
+    float rhs;   ///< factor scale inside sum t a f
+  };
+  /// The weights of an observation of value `value` (one rule for every solver route).
+  ObservationWeight observation_weight(float value) const;
 };
 
 /// For every row r of `x` (columns index the rows of `factors` [n, k]), the exact minimiser
 ///   (alpha_0 F^T F + lambda_r I + sum_{j in r} a_rj f_j f_j^T) w_r = sum_{j in r} t_rj f_j
-/// by batched Cholesky on the factors' device. `gram` is F^T F; `others` is N for lambda_r.
-/// Throws InputError naming row `first_row + r` when a system is not positive definite.
+/// on the factors' device: per-row LAPACK solves on the CPU where the build has LAPACK, the batched
+/// route otherwise. `gram` is F^T F; `others` is N for lambda_r. Throws InputError naming row
+/// `first_row + r` when a system is not positive definite.
 torch::Tensor als_solve_rows(const torch::Tensor& factors, const torch::Tensor& gram, const CsrMatrix& x,
                              const ALSObjective& o, std::int64_t others, std::int64_t first_row, const char* what);
+
+/// The same solve by batched Cholesky in torch (the GPU route, and the CPU route without LAPACK).
+torch::Tensor als_solve_rows_batched(const torch::Tensor& factors, const torch::Tensor& gram, const CsrMatrix& x,
+                                     const ALSObjective& o, std::int64_t others, std::int64_t first_row,
+                                     const char* what);
 
 /// WMF (`wmf`) or PMF (`pmf`) behind the Model interface: no passes; each epoch's work (a user
 /// step on every rank's rows, an item step on every rank's item range, two all-gathers) runs

@@ -96,6 +96,7 @@ struct SLIMConfig {
   int max_sweeps = 100;       ///< coordinate-descent sweeps per column at most
   double tolerance = 1e-4;    ///< a column is done when no weight moves by more in a sweep
   double memory_limit_gb = 0; ///< refuse a fit whose Gram matrix needs more per rank; 0: no limit
+  std::string precision = "float32";  ///< float32 | float64: the Gram matrix (float32: exact counts below 2^24)
 };
 
 /// `wmf:` implicit ALS (Hu, Koren and Volinsky 2008) in Rendle et al.'s (2022) formulation.
