@@ -19,6 +19,7 @@
 #include "recvae/batch/device_batch.h"
 #include "recvae/dist/device_select.h"
 #include "recvae/dist/grad_sync.h"
+#include "recvae/util/cpu_affinity.h"
 #include "recvae/util/error.h"
 #include "recvae/eval/evaluator.h"
 #include "recvae/data/h5_dataset.h"
@@ -136,9 +137,19 @@ Trainer::Trainer(const Config& given, Communicator& comm) : impl_(std::make_uniq
   const Config& config = s.cfg;
   const ProcessInfo& proc = comm.info();
   s.root = proc.rank == 0;
+  // Default: the node's CPUs shared by its ranks, but never more than this rank's affinity mask
+  // (mpirun binds a rank to one core unless told --bind-to none).
+  const int cpus = usable_cpus();
   s.threads = config.train.threads > 0
                   ? config.train.threads
-                  : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / std::max(1, proc.local_size));
+                  : std::max(1, std::min(cpus, static_cast<int>(std::thread::hardware_concurrency()) /
+                                                   std::max(1, proc.local_size)));
+  if (s.root && s.threads > cpus)
+    std::fprintf(stderr,
+                 "recvae: warning: train.threads %d, but rank 0 may run on %d CPU(s) only (its affinity mask), so "
+                 "its threads share cores and run slower than one; under mpirun add --bind-to none or "
+                 "--map-by slot:PE=%d, or lower train.threads\n",
+                 s.threads, cpus, s.threads);
   torch::set_num_threads(s.threads);
   s.device = pick_device(config.dist, proc);
 

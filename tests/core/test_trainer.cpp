@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <fstream>
 #include <sstream>
@@ -7,6 +8,7 @@
 #include "../test_util.h"
 #include "recvae/dist/comm.h"
 #include "recvae/train/trainer.h"
+#include "recvae/util/cpu_affinity.h"
 
 namespace recvae {
 namespace {
@@ -52,6 +54,36 @@ class TrainerTest : public ::testing::Test {
 };
 std::string* TrainerTest::dir_ = nullptr;
 std::string* TrainerTest::data_ = nullptr;
+
+// A rank bound to fewer CPUs than train.threads is told so (mpirun binds ranks to one core by
+// default); one within its mask is not.
+TEST_F(TrainerTest, MoreThreadsThanTheAffinityMaskAllowsGetAWarning) {
+  cpu_set_t saved, one;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(saved), &saved), 0);
+  CPU_ZERO(&one);
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &saved)) {
+      CPU_SET(c, &one);
+      break;
+    }
+  ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+  EXPECT_EQ(usable_cpus(), 1);
+  auto comm = make_mpi_communicator();
+  Config c = small_config(*data_, scratch_dir("affinity"));
+  c.train.threads = 2;
+  ::testing::internal::CaptureStderr();
+  { Trainer t(c, *comm); }
+  const std::string two = ::testing::internal::GetCapturedStderr();
+  c.train.threads = 1;
+  ::testing::internal::CaptureStderr();
+  { Trainer t(c, *comm); }
+  const std::string one_thread = ::testing::internal::GetCapturedStderr();
+  ASSERT_EQ(sched_setaffinity(0, sizeof(saved), &saved), 0);
+  EXPECT_NE(two.find("train.threads 2, but rank 0 may run on 1 CPU(s) only"), std::string::npos) << two;
+  EXPECT_NE(two.find("--bind-to none"), std::string::npos) << two;
+  EXPECT_EQ(one_thread.find("warning"), std::string::npos) << one_thread;
+  torch::set_num_threads(1);
+}
 
 TEST_F(TrainerTest, RecVAEScheduleAlternatesAndRefreshesOnceAfterTheEncoderPasses) {
   auto comm = make_mpi_communicator();
