@@ -119,7 +119,7 @@ SparseColumn slim_column(const torch::Tensor& gram, std::int64_t j, double l1, d
 
 SLIMModel::SLIMModel(const SLIMConfig& c, const ModelContext& ctx)
     : ClosedFormModel("SLIM"),
-      l1_(c.l1), l2_(c.l2), tolerance_(c.tolerance), max_sweeps_(c.max_sweeps), items_(ctx.items), device_(ctx.device),
+      tolerance_(c.tolerance), max_sweeps_(c.max_sweeps), items_(ctx.items), device_(ctx.device),
       dtype_(c.precision == "float64" ? torch::kFloat64 : torch::kFloat32) {
   const double need = gram_bytes(items_, dtype_ == torch::kFloat32 ? 4 : 8) * 1.1;
   const double limit = c.memory_limit_gb > 0 ? c.memory_limit_gb * 1e9 : 0.0;
@@ -127,29 +127,37 @@ SLIMModel::SLIMModel(const SLIMConfig& c, const ModelContext& ctx)
     throw InputError("slim: " + std::to_string(items_) + " items need about " + std::to_string(need / 1e9) +
                      " GB per rank for the Gram matrix (" + c.precision + "), above slim.memory_limit_gb " +
                      std::to_string(c.memory_limit_gb));
+  for (const double l1 : c.l1)
+    for (const double l2 : c.l2) grid_.emplace_back(l1, l2);
   rows_ = module_->register_buffer("W_rows", torch::zeros({0}, torch::kLong));
   cols_ = module_->register_buffer("W_cols", torch::zeros({0}, torch::kLong));
   values_ = module_->register_buffer("W_values", torch::zeros({0}));
 }
 
-std::string SLIMModel::fit(int, const FitContext& ctx) {
-  // Note [SLIM on the Gram matrix]: the candidate rule needs X >= 0; every rank learns of a
-  // negative value anywhere before any of them starts the Gram reduction.
-  std::int64_t negative = 0;
-  for (const float v : ctx.train.data)
-    if (v < 0) {
-      negative = 1;
-      break;
-    }
-  ctx.comm.allreduce_max_host(&negative, 1);
-  if (negative != 0)
-    throw InputError("slim: the training matrix has negative values; SLIM here needs non-negative (implicit) feedback");
-  torch::Tensor gram = distributed_gram(ctx.train, ctx.comm, ctx.threads, dtype_);
+std::string SLIMModel::fit(int candidate, const FitContext& ctx) {
+  const double l1 = grid_.at(static_cast<size_t>(candidate)).first, l2 = grid_.at(static_cast<size_t>(candidate)).second;
+  // Every grid point is fitted from the same G (a collective only the first time: every rank
+  // fits the same candidates in the same order); it stays for the run, the fit's peak anyway.
+  if (!gram_.defined()) {
+    // Note [SLIM on the Gram matrix]: the candidate rule needs X >= 0; every rank learns of a
+    // negative value anywhere before any of them starts the Gram reduction.
+    std::int64_t negative = 0;
+    for (const float v : ctx.train.data)
+      if (v < 0) {
+        negative = 1;
+        break;
+      }
+    ctx.comm.allreduce_max_host(&negative, 1);
+    if (negative != 0)
+      throw InputError("slim: the training matrix has negative values; SLIM here needs non-negative (implicit) feedback");
+    gram_ = distributed_gram(ctx.train, ctx.comm, ctx.threads, dtype_);
+  }
+  const torch::Tensor& gram = gram_;
 
   // This rank's item columns, balanced by their estimated cost (Note [SLIM on the Gram matrix]),
   // then split over its threads.
   const int rank = ctx.comm.rank(), size = ctx.comm.size();
-  const std::vector<std::int64_t> costs = slim_column_costs(gram, l1_, ctx.comm, ctx.threads);
+  const std::vector<std::int64_t> costs = slim_column_costs(gram, l1, ctx.comm, ctx.threads);
   std::vector<std::int64_t> cumulative(costs.size() + 1, 0);
   std::partial_sum(costs.begin(), costs.end(), cumulative.begin() + 1);
   const RowRange range = balanced_range(cumulative, rank, size);
@@ -167,7 +175,7 @@ std::string SLIMModel::fit(int, const FitContext& ctx) {
   std::atomic<std::int64_t> next{lo};
   at::parallel_for(0, std::max(1, ctx.threads), 1, [&](std::int64_t, std::int64_t) {
     for (std::int64_t j = next++; j < hi; j = next++) {
-      columns[static_cast<size_t>(j - lo)] = slim_column(gram, j, l1_, l2_, max_sweeps_, tolerance_);
+      columns[static_cast<size_t>(j - lo)] = slim_column(gram, j, l1, l2, max_sweeps_, tolerance_);
       const std::int64_t d = ++done;
       if (rank != 0 || d * 10 / own == (d - 1) * 10 / own) continue;
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -177,7 +185,6 @@ std::string SLIMModel::fit(int, const FitContext& ctx) {
     }
   });
   at::set_num_threads(before);
-  gram = torch::Tensor();
 
   // Gather every rank's non-zeros as (row, column, value) triplets in column order.
   std::vector<double> mine;
@@ -206,7 +213,7 @@ std::string SLIMModel::fit(int, const FitContext& ctx) {
                  static_cast<long long>(nnz), static_cast<double>(nnz) / static_cast<double>(items_),
                  static_cast<long long>(stats[0]), static_cast<long long>(stats[1]));
   std::ostringstream name;
-  name << "l1=" << l1_ << ",l2=" << l2_;
+  name << "l1=" << l1 << ",l2=" << l2;
   return name.str();
 }
 

@@ -102,32 +102,12 @@ class Schema {
     num("ract.actor_lr", c.ract.actor_lr, 0.0, 1e3, true);
     num("ract.critic_l2", c.ract.critic_l2, 0.0, 1e6);
 
-    fields_["ease.lambda"] = {
-        [this, &c](const YAML::Node& n, const std::string& key) {
-          c.ease.lambda.clear();
-          auto add = [&](const YAML::Node& v) {
-            const double l = scalar<double>(v, key, "a number or a list of numbers");
-            if (!(l > 0) || !std::isfinite(l)) fail(key, "every lambda must be a finite number > 0");
-            c.ease.lambda.push_back(l);
-          };
-          if (n.IsSequence()) {
-            for (const auto& v : n) add(v);
-          } else {
-            add(n);
-          }
-          if (c.ease.lambda.empty()) fail(key, "expected at least one lambda");
-        },
-        [&c] {
-          YAML::Node n(YAML::NodeType::Sequence);
-          for (double l : c.ease.lambda) n.push_back(l);
-          n.SetStyle(YAML::EmitterStyle::Flow);
-          return n;
-        }};
+    numbers("ease.lambda", c.ease.lambda, "lambda", true);
     num("ease.memory_limit_gb", c.ease.memory_limit_gb, 0.0, 1e9);
     str("ease.precision", c.ease.precision, {"float64", "float32"});
 
-    num("slim.l1", c.slim.l1, 0.0, 1e12);
-    num("slim.l2", c.slim.l2, 0.0, 1e12);
+    numbers("slim.l1", c.slim.l1, "l1", false);
+    numbers("slim.l2", c.slim.l2, "l2", false);
     num("slim.max_sweeps", c.slim.max_sweeps, 1, 1000000);
     num("slim.tolerance", c.slim.tolerance, 0.0, 1e6, true);
     num("slim.memory_limit_gb", c.slim.memory_limit_gb, 0.0, 1e9);
@@ -279,6 +259,32 @@ class Schema {
                       target = v;
                     },
                     [&target] { return YAML::Node(target); }};
+  }
+
+  // A number or a non-empty list of numbers, each finite and > 0 (`positive`) or >= 0: the
+  // grids of the closed-form models.
+  void numbers(const std::string& key, std::vector<double>& target, const std::string& noun, bool positive) {
+    fields_[key] = {[this, &target, noun, positive](const YAML::Node& n, const std::string& k) {
+                      target.clear();
+                      auto add = [&](const YAML::Node& v) {
+                        const double x = scalar<double>(v, k, "a number or a list of numbers");
+                        if (!std::isfinite(x) || (positive ? !(x > 0) : !(x >= 0)))
+                          fail(k, "every " + noun + " must be a finite number " + (positive ? "> 0" : ">= 0"));
+                        target.push_back(x);
+                      };
+                      if (n.IsSequence()) {
+                        for (const auto& v : n) add(v);
+                      } else {
+                        add(n);
+                      }
+                      if (target.empty()) fail(k, "expected at least one " + noun);
+                    },
+                    [&target] {
+                      YAML::Node n(YAML::NodeType::Sequence);
+                      for (double x : target) n.push_back(x);
+                      n.SetStyle(YAML::EmitterStyle::Flow);
+                      return n;
+                    }};
   }
 
   void flag(const std::string& key, bool& target) {

@@ -256,5 +256,56 @@ TEST(SLIM, ARunBeatsPopularityAndItsWeightsAreTheColumnSolutions) {
   EXPECT_GT((w > 0).sum().item<std::int64_t>(), 300);  // not empty
 }
 
+// The (l1, l2) grid fits every pair from one G and keeps the validation-best, whose W is the
+// one a run of that pair alone gives; bad grids are config errors.
+TEST(SLIM, TheGridKeepsTheValidationBestFitOfOneGram) {
+  const std::string dir = testing::scratch_dir("slim_grid");
+  const std::string data = testing::make_synthetic_split(dir, 1200, 300, 150, 7);
+  auto comm = make_mpi_communicator();
+  Config c = testing::small_config(data, dir + "/grid");
+  c.model.type = "slim";
+  c.slim.l1 = {0.5, 4};
+  c.slim.l2 = {1, 200};
+  Trainer all_t(c, *comm);
+  RunResult all = all_t.run();
+  double best = -1;
+  int best_at = -1;
+  torch::Tensor best_w;
+  int i = 0;
+  for (const double l1 : c.slim.l1)
+    for (const double l2 : c.slim.l2) {
+      Config one = c;
+      one.slim.l1 = {l1};
+      one.slim.l2 = {l2};
+      one.output.dir = dir + "/one_" + std::to_string(i++);
+      Trainer t(one, *comm);
+      RunResult r = t.run();
+      if (r.best_validation.mean_ndcg100() > best) {
+        best = r.best_validation.mean_ndcg100();
+        best_at = i;
+        best_w = dynamic_cast<SLIMModel&>(t.model()).dense_weights();
+      }
+    }
+  EXPECT_EQ(all.best_epoch, best_at);
+  EXPECT_EQ(all.best_validation.mean_ndcg100(), best);
+  EXPECT_TRUE(torch::equal(dynamic_cast<SLIMModel&>(all_t.model()).dense_weights(), best_w))
+      << "the tested W is not the validation-best pair's";
+  EXPECT_NE(best_at, 1) << "the first pair wins: the grid does not matter here";
+
+  auto err = [](const std::string& yaml) {
+    try {
+      parse_config(yaml, "t.yaml");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(err("data: {path: x}\nmodel: {type: slim}\nslim: {l1: [1, -1]}").find("every l1 must be a finite number >= 0"),
+            std::string::npos);
+  EXPECT_NE(err("data: {path: x}\nmodel: {type: slim}\nslim: {l2: []}").find("at least one l2"), std::string::npos);
+  EXPECT_EQ(parse_config("data: {path: x}\nmodel: {type: slim}\nslim: {l1: 0, l2: [5, 50]}", "t.yaml").slim.l2,
+            (std::vector<double>{5, 50}));
+}
+
 }  // namespace
 }  // namespace recvae

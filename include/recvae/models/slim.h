@@ -44,7 +44,8 @@ class SLIMModel final : public ClosedFormModel {
   SLIMModel(const SLIMConfig& config, const ModelContext& ctx);
   std::string type() const override { return "slim"; }
   torch::Tensor scores(const SparseBatch& fold_in) override;
-  int fit_candidates() const override { return 1; }
+  /// One per (l1, l2) of the grid (slim.l1 x slim.l2, l1 outer).
+  int fit_candidates() const override { return static_cast<int>(grid_.size()); }
   std::string fit(int candidate, const FitContext& ctx) override;
   std::vector<std::pair<std::string, std::int64_t>> shape() const override { return {{"items", items_}}; }
   /// W as a dense [items, items] matrix (tests; small item counts only).
@@ -53,7 +54,9 @@ class SLIMModel final : public ClosedFormModel {
  private:
   torch::Tensor rows_, cols_, values_;  // buffers of module_: saved as best_model.pt
   torch::Tensor transposed_;  // sparse W^T, for scores
-  double l1_, l2_, tolerance_;
+  std::vector<std::pair<double, double>> grid_;  // (l1, l2) of each candidate
+  torch::Tensor gram_;  // G, computed by the first fit and kept for the others
+  double tolerance_;
   int max_sweeps_;
   std::int64_t items_;
   torch::Device device_;

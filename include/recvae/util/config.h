@@ -91,8 +91,8 @@ struct EASEConfig {
 
 /// `slim:` SLIM (Ning and Karypis 2011), solved column by column on the distributed Gram matrix.
 struct SLIMConfig {
-  double l1 = 1.0;            ///< L1 weight of every column's regression
-  double l2 = 10.0;           ///< L2 weight
+  std::vector<double> l1{1.0};   ///< L1 weights of every column's regression (a grid with l2)
+  std::vector<double> l2{10.0};  ///< L2 weights; every (l1, l2) pair is fitted from one G, the best on validation kept
   int max_sweeps = 100;       ///< coordinate-descent sweeps per column at most
   double tolerance = 1e-4;    ///< a column is done when no weight moves by more in a sweep
   double memory_limit_gb = 0; ///< refuse a fit whose Gram matrix needs more per rank; 0: no limit
