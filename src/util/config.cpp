@@ -368,7 +368,21 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
       throw InputError("--set " + ov + ": value is not valid YAML");
     }
     if (!root.IsMap()) break;  // reported by the schema below
-    root[section][key] = value.IsNull() ? YAML::Node(std::string()) : value;
+    const YAML::Node set_to = value.IsNull() ? YAML::Node(std::string()) : value;
+    const auto sub = key.find('.');
+    if (sub == std::string::npos) {
+      root[section][key] = set_to;
+      continue;
+    }
+    // section.key.entry=value sets one entry of a mapping-valued key (model.implicit_slim.every=5)
+    // and keeps the mapping's other entries.
+    const std::string outer = key.substr(0, sub), entry = key.substr(sub + 1);
+    if (entry.empty() || entry.find('.') != std::string::npos)
+      throw InputError("--set " + ov + ": expected section.key=value or section.key.entry=value");
+    if (root[section] && root[section].IsMap() && root[section][outer] && !root[section][outer].IsNull() &&
+        !root[section][outer].IsMap())
+      throw InputError("--set " + ov + ": " + section + "." + outer + " is not a mapping");
+    root[section][outer][entry] = set_to;
   }
   Config config;
   Schema schema(config, source);

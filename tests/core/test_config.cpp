@@ -66,6 +66,18 @@ TEST(Config, OverridesApplyAndAreValidated) {
   EXPECT_NE(error_of("data: {path: x}", {"train.nope=1"}).find("unknown config key 'train.nope'"), std::string::npos);
   EXPECT_NE(error_of("data: {path: x}", {"trainepochs"}).find("expected section.key=value"), std::string::npos);
   EXPECT_NE(error_of("data: {path: x}", {"train.epochs=abc"}).find("'train.epochs'"), std::string::npos);
+  // One entry of a mapping-valued key; the mapping's other entries stay.
+  Config m = parse_config("data: {path: x}\nmodel: {implicit_slim: {every: 10, lambda: 50, alpha: 1, threshold: 20}}",
+                          "t.yaml", {"model.implicit_slim.every=5"});
+  EXPECT_EQ(m.model.implicit_slim.every, 5);
+  EXPECT_DOUBLE_EQ(m.model.implicit_slim.lambda, 50);
+  EXPECT_DOUBLE_EQ(m.model.implicit_slim.threshold, 20);
+  EXPECT_EQ(parse_config("data: {path: x}", "t.yaml", {"model.implicit_slim.every=3"}).model.implicit_slim.every, 3);
+  EXPECT_NE(error_of("data: {path: x}", {"model.implicit_slim.nope=1"}).find("model.implicit_slim.nope"),
+            std::string::npos);
+  EXPECT_NE(error_of("data: {path: x}\ntrain: {epochs: 3}", {"train.epochs.x=1"}).find("train.epochs is not a mapping"),
+            std::string::npos);
+  EXPECT_NE(error_of("data: {path: x}", {"model.implicit_slim.a.b=1"}).find("section.key.entry=value"), std::string::npos);
 }
 
 TEST(Config, ResolvedYamlRoundTrips) {
