@@ -5,6 +5,7 @@
 #include "../test_util.h"
 #include "recvae/data/h5_dataset.h"
 #include "recvae/data/synth.h"
+#include "recvae/util/error.h"
 
 namespace recvae::testing {
 
@@ -49,5 +50,14 @@ RecVAE& recvae_net(Trainer& trainer) { return dynamic_cast<RecVAEModel&>(trainer
 PassSpec encoder_pass(int pass, double dropout) { return {"encoder", {0}, pass, dropout}; }
 PassSpec decoder_pass(int pass) { return {"decoder", {1}, pass, 0.0}; }
 PassSpec joint_pass(int pass, double dropout) { return {"joint", {0, 1}, pass, dropout}; }
+
+std::string config_error(const std::string& yaml) {
+  try {
+    parse_config(yaml, "t.yaml");
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return std::string();
+}
 
 }  // namespace recvae::testing

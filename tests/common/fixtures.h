@@ -19,6 +19,9 @@ const std::string& shared_synthetic_split(const std::string& name, std::int64_t 
 /// A config for fast tests on `data_path`: small network, small batches, output under `dir`.
 Config small_config(const std::string& data_path, const std::string& dir);
 
+/// The message of the InputError that parsing `yaml` raises; empty when it parses.
+std::string config_error(const std::string& yaml);
+
 /// The RecVAE network of a trainer whose model.type is recvae.
 RecVAE& recvae_net(Trainer& trainer);
 /// RecVAE's encoder pass `pass` (group 0).

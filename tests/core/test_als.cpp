@@ -224,14 +224,7 @@ TEST(CsrTranspose, IsTheTransposeAndRoundTrips) {
 }
 
 TEST(ALSConfig, BadValuesAreConfigErrors) {
-  auto err = [](const std::string& yaml) {
-    try {
-      parse_config(yaml, "t.yaml");
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  const auto err = testing::config_error;
   EXPECT_NE(err("data: {path: x}\nmodel: {type: wmf}\nwmf: {dim: 0}").find("wmf.dim"), std::string::npos);
   EXPECT_NE(err("data: {path: x}\nmodel: {type: wmf}\nwmf: {unobserved_weight: -1}").find("wmf.unobserved_weight"),
             std::string::npos);

@@ -154,14 +154,7 @@ TEST(ImplicitSLIMConfig, ParsesRoundTripsAndRefusesBadValues) {
   EXPECT_EQ(back.model.implicit_slim.every, 10);
   EXPECT_EQ(back.model.implicit_slim.lambda, 500);
   EXPECT_EQ(parse_config("data: {path: x}\nmodel: {type: recvae}", "t.yaml", {"model.implicit_slim={every: 5}"}).model.implicit_slim.every, 5);
-  auto err = [](const std::string& yaml) {
-    try {
-      parse_config(yaml, "t.yaml");
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  const auto err = testing::config_error;
   EXPECT_NE(err("data: {path: x}\nmodel: {type: recvae, implicit_slim: {every: -1}}").find("model.implicit_slim.every"), std::string::npos);
   EXPECT_NE(err("data: {path: x}\nmodel: {type: recvae, implicit_slim: {lambda: 0}}").find("must be > 0"), std::string::npos);
   EXPECT_NE(err("data: {path: x}\nmodel: {type: recvae, implicit_slim: {step: 10}}").find("unknown key"), std::string::npos);

@@ -292,14 +292,7 @@ TEST(SLIM, TheGridKeepsTheValidationBestFitOfOneGram) {
       << "the tested W is not the validation-best pair's";
   EXPECT_NE(best_at, 1) << "the first pair wins: the grid does not matter here";
 
-  auto err = [](const std::string& yaml) {
-    try {
-      parse_config(yaml, "t.yaml");
-    } catch (const InputError& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  const auto err = testing::config_error;
   EXPECT_NE(err("data: {path: x}\nmodel: {type: slim}\nslim: {l1: [1, -1]}").find("every l1 must be a finite number >= 0"),
             std::string::npos);
   EXPECT_NE(err("data: {path: x}\nmodel: {type: slim}\nslim: {l2: []}").find("at least one l2"), std::string::npos);
