@@ -1,7 +1,5 @@
 #include "recvae/models/ease.h"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -18,11 +16,6 @@
 namespace recvae {
 
 namespace {
-
-double physical_memory_bytes() {
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
-}
 
 constexpr int kResidualColumns = 16;
 
@@ -95,13 +88,15 @@ EASEModel::EASEModel(const EASEConfig& c, const ModelContext& ctx)
       device_(ctx.device),
       dtype_(c.precision == "float32" ? torch::kFloat32 : torch::kFloat64) {
   const double need = ease_fit_bytes(items_, c.precision, device_);
-  const double limit = c.memory_limit_gb > 0 ? c.memory_limit_gb * 1e9 : 0.8 * physical_memory_bytes();
+  const double limit = gram_memory_limit_bytes(c.memory_limit_gb, ctx.local_ranks);
   if (limit > 0 && need > limit)
     throw InputError("ease: " + std::to_string(items_) + " items need about " + std::to_string(need / 1e9) +
                      " GB of host memory per rank (G and B, " + c.precision + ", solved by " +
                      spd_inverse_method(device_) + "), above the limit of " + std::to_string(limit / 1e9) +
-                     " GB (ease.memory_limit_gb; 0 means 80% of this node's memory)" +
-                     (c.precision == "float64" ? "; ease.precision: float32 halves it" : ""));
+                     " GB (ease.memory_limit_gb; 0 means 80% of this node's memory shared by its " +
+                     std::to_string(ctx.local_ranks) + " rank(s))" +
+                     (c.precision == "float64" ? "; ease.precision: float32 halves it" : "") +
+                     (ctx.local_ranks > 1 ? "; fewer ranks per node divide it by fewer" : ""));
   b_ = module_->register_buffer("B", torch::zeros({0}, torch::TensorOptions().dtype(dtype_).device(device_)));
 }
 
@@ -130,7 +125,11 @@ std::string EASEModel::fit(int candidate, const FitContext& ctx) {
     std::fprintf(stderr, "ease: B in %.1f s\n",
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   b_.set_(a);
-  return "lambda=" + lambda_text(lambda);
+  return fit_name(candidate);
+}
+
+std::string EASEModel::fit_name(int candidate) const {
+  return "lambda=" + lambda_text(lambdas_.at(static_cast<size_t>(candidate)));
 }
 
 torch::Tensor EASEModel::scores(const SparseBatch& fold_in) {

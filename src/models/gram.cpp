@@ -1,6 +1,7 @@
 #include "recvae/models/gram.h"
 
 #include <ATen/Parallel.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -194,6 +195,13 @@ torch::Tensor distributed_item_sums(const CsrMatrix& x, Communicator& comm) {
 
 double gram_bytes(std::int64_t items, int element_bytes) {
   return element_bytes * static_cast<double>(items) * static_cast<double>(items);
+}
+
+double gram_memory_limit_bytes(double configured_gb, int local_ranks) {
+  if (configured_gb > 0) return configured_gb * 1e9;
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  const double node = pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
+  return 0.8 * node / std::max(1, local_ranks);
 }
 
 }  // namespace recvae

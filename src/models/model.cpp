@@ -45,7 +45,16 @@ LossTerms ClosedFormModel::loss(const SparseBatch&, const StepContext&) {
   throw std::logic_error("model.type " + type() + " is fitted in closed form; it has no training loss");
 }
 
+void ClosedFormModel::release_fit() {
+  torch::NoGradGuard guard;
+  for (auto& b : module_->buffers()) b.set_(torch::zeros({0}, b.options()));
+}
+
 std::string Model::fit(int, const FitContext&) {
+  throw std::logic_error("model.type " + type() + " is trained by passes, not fitted in closed form");
+}
+
+std::string Model::fit_name(int) const {
   throw std::logic_error("model.type " + type() + " is trained by passes, not fitted in closed form");
 }
 
@@ -62,6 +71,20 @@ torch::Tensor Model::training_logits(const SparseBatch&) {
 // is a collective: the Gram reduction goes through the communicator, then every rank solves the
 // same reduced G, so the replicas agree without a broadcast. The model keeps one fit; the trainer
 // fits the best candidate again when it was not the last.
+
+// Note [Resumable fits]
+// ~~~~~~~~~~~~~~~~~~~~~
+// A stop request (SIGTERM, SIGUSR1: what Slurm sends) is honoured by a closed-form run in two
+// places. Between candidates, the ranks agree on it collectively after each evaluation; the
+// checkpoint then records how many candidates were evaluated and the best so far, but no fitted
+// weights (release_fit: EASE's B is items^2, and the trainer fits the best candidate again at
+// the end anyway). Within a fit, a model whose fit is a long series of independent pieces (SLIM's
+// item columns, hours on MSD) polls FitContext::should_stop between pieces; each rank stops
+// taking new pieces, the ranks agree, gather what is done, and the model exposes it as
+// fit_progress(). The trainer checkpoints that at the candidate's position (step 1: "inside the
+// fit"), and the resumed fit of the same candidate, at any world size, solves only the pieces
+// that are missing. Because every piece is solved from the same reduced G, the resumed result
+// equals an uninterrupted fit. EASE's fit is one factorisation and cannot stop part-way.
 
 std::unique_ptr<Model> make_model(const Config& c, const ModelContext& ctx) {
   const std::string& t = c.model.type;

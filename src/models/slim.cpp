@@ -122,11 +122,12 @@ SLIMModel::SLIMModel(const SLIMConfig& c, const ModelContext& ctx)
       tolerance_(c.tolerance), max_sweeps_(c.max_sweeps), items_(ctx.items), device_(ctx.device),
       dtype_(c.precision == "float64" ? torch::kFloat64 : torch::kFloat32) {
   const double need = gram_bytes(items_, dtype_ == torch::kFloat32 ? 4 : 8) * 1.1;
-  const double limit = c.memory_limit_gb > 0 ? c.memory_limit_gb * 1e9 : 0.0;
+  const double limit = gram_memory_limit_bytes(c.memory_limit_gb, ctx.local_ranks);
   if (limit > 0 && need > limit)
     throw InputError("slim: " + std::to_string(items_) + " items need about " + std::to_string(need / 1e9) +
-                     " GB per rank for the Gram matrix (" + c.precision + "), above slim.memory_limit_gb " +
-                     std::to_string(c.memory_limit_gb));
+                     " GB per rank for the Gram matrix (" + c.precision + "), above the limit of " +
+                     std::to_string(limit / 1e9) + " GB (slim.memory_limit_gb; 0 means 80% of this node's memory shared by its " +
+                     std::to_string(ctx.local_ranks) + " rank(s))");
   for (const double l1 : c.l1)
     for (const double l2 : c.l2) grid_.emplace_back(l1, l2);
   rows_ = module_->register_buffer("W_rows", torch::zeros({0}, torch::kLong));
@@ -154,29 +155,52 @@ std::string SLIMModel::fit(int candidate, const FitContext& ctx) {
   }
   const torch::Tensor& gram = gram_;
 
+  // The columns left to fit: all, or those a stopped fit of this candidate did not reach (Note
+  // [Resumable fits] in model.cpp; progress_ is the same on every rank).
+  std::vector<char> done(static_cast<size_t>(items_), 0);
+  const bool resuming = progress_.defined() && progress_.numel() == items_ + 1 && progress_[0].item<std::int64_t>() == candidate;
+  if (resuming) {
+    const auto flags = progress_.accessor<std::int64_t, 1>();
+    for (std::int64_t j = 0; j < items_; ++j) done[static_cast<size_t>(j)] = flags[j + 1] != 0 ? 1 : 0;
+  }
+  torch::Tensor kept_rows, kept_cols, kept_values;  // the earlier part's non-zeros
+  if (resuming) kept_rows = rows_.clone(), kept_cols = cols_.clone(), kept_values = values_.clone();
+  progress_ = torch::Tensor();
+
   // This rank's item columns, balanced by their estimated cost (Note [SLIM on the Gram matrix]),
   // then split over its threads.
   const int rank = ctx.comm.rank(), size = ctx.comm.size();
-  const std::vector<std::int64_t> costs = slim_column_costs(gram, l1, ctx.comm, ctx.threads);
+  std::vector<std::int64_t> costs = slim_column_costs(gram, l1, ctx.comm, ctx.threads);
+  for (std::int64_t j = 0; j < items_; ++j)
+    if (done[static_cast<size_t>(j)]) costs[static_cast<size_t>(j)] = 0;
   std::vector<std::int64_t> cumulative(costs.size() + 1, 0);
   std::partial_sum(costs.begin(), costs.end(), cumulative.begin() + 1);
   const RowRange range = balanced_range(cumulative, rank, size);
-  const std::int64_t lo = range.lo, hi = range.hi;
-  std::vector<SparseColumn> columns(static_cast<size_t>(hi - lo));
+  std::vector<std::int64_t> todo;
+  for (std::int64_t j = range.lo; j < range.hi; ++j)
+    if (!done[static_cast<size_t>(j)]) todo.push_back(j);
+  const auto own = static_cast<std::int64_t>(todo.size());
+  std::vector<SparseColumn> columns(todo.size());
+  std::vector<char> solved(todo.size(), 0);
   const int before = at::get_num_threads();
   at::set_num_threads(std::max(1, ctx.threads));
   // Progress: rank 0 reports each tenth of its own columns once a fit runs for 5 s (the ranks'
   // ranges cost about the same).
-  std::atomic<std::int64_t> done{0};
+  std::atomic<std::int64_t> finished{0};
+  std::atomic<bool> stopping{false};
   const auto start = std::chrono::steady_clock::now();
-  const std::int64_t own = hi - lo;
   // Columns cost in proportion to their candidates squared, which is skewed by popularity: the
   // threads take them one at a time from a shared counter instead of in fixed blocks.
-  std::atomic<std::int64_t> next{lo};
+  std::atomic<std::int64_t> next{0};
   at::parallel_for(0, std::max(1, ctx.threads), 1, [&](std::int64_t, std::int64_t) {
-    for (std::int64_t j = next++; j < hi; j = next++) {
-      columns[static_cast<size_t>(j - lo)] = slim_column(gram, j, l1, l2, max_sweeps_, tolerance_);
-      const std::int64_t d = ++done;
+    for (std::int64_t k = next++; k < own; k = next++) {
+      if (stopping || (ctx.should_stop && ctx.should_stop())) {
+        stopping = true;
+        break;
+      }
+      columns[static_cast<size_t>(k)] = slim_column(gram, todo[static_cast<size_t>(k)], l1, l2, max_sweeps_, tolerance_);
+      solved[static_cast<size_t>(k)] = 1;
+      const std::int64_t d = ++finished;
       if (rank != 0 || d * 10 / own == (d - 1) * 10 / own) continue;
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (seconds >= 5 || d == own)  // short fits stay quiet
@@ -186,11 +210,15 @@ std::string SLIMModel::fit(int candidate, const FitContext& ctx) {
   });
   at::set_num_threads(before);
 
-  // Gather every rank's non-zeros as (row, column, value) triplets in column order.
+  // Gather every rank's non-zeros as (row, column, value) triplets, and the columns it solved.
   std::vector<double> mine;
-  std::int64_t stats[2] = {0, 0};  // most sweeps, most candidates of a column
-  for (std::int64_t j = lo; j < hi; ++j) {
-    const SparseColumn& c = columns[static_cast<size_t>(j - lo)];
+  std::vector<std::int64_t> mine_solved;
+  std::int64_t stats[3] = {0, 0, stopping ? 1 : 0};  // most sweeps, most candidates of a column; stopped
+  for (size_t k = 0; k < todo.size(); ++k) {
+    if (!solved[k]) continue;
+    const std::int64_t j = todo[k];
+    mine_solved.push_back(j);
+    const SparseColumn& c = columns[k];
     stats[0] = std::max<std::int64_t>(stats[0], c.sweeps);
     stats[1] = std::max<std::int64_t>(stats[1], c.candidates);
     for (size_t p = 0; p < c.rows.size(); ++p) {
@@ -199,22 +227,57 @@ std::string SLIMModel::fit(int candidate, const FitContext& ctx) {
       mine.push_back(c.values[p]);
     }
   }
-  ctx.comm.allreduce_max_host(stats, 2);
+  ctx.comm.allreduce_max_host(stats, 3);
   std::vector<double> all = allgather_host(ctx.comm, mine);
+  const std::vector<std::int64_t> all_solved = allgather_host(ctx.comm, mine_solved);
   const std::int64_t nnz = static_cast<std::int64_t>(all.size() / 3);
   auto triplets = torch::from_blob(all.data(), {nnz, 3}, torch::kFloat64);
   torch::NoGradGuard guard;
-  rows_.set_(triplets.select(1, 0).to(torch::kLong));
-  cols_.set_(triplets.select(1, 1).to(torch::kLong));
-  values_.set_(triplets.select(1, 2).to(torch::kFloat32));
+  torch::Tensor rows = triplets.select(1, 0).to(torch::kLong), cols = triplets.select(1, 1).to(torch::kLong),
+                values = triplets.select(1, 2).to(torch::kFloat32);
+  if (resuming) {
+    // Column-major order, as one uninterrupted gather would have it.
+    rows = torch::cat({kept_rows, rows});
+    cols = torch::cat({kept_cols, cols});
+    values = torch::cat({kept_values, values});
+    const torch::Tensor order = (cols * items_ + rows).argsort();
+    rows = rows.index_select(0, order), cols = cols.index_select(0, order), values = values.index_select(0, order);
+  }
+  rows_.set_(rows);
+  cols_.set_(cols);
+  values_.set_(values);
   transposed_ = torch::Tensor();
+  if (stats[2] != 0) {
+    for (const std::int64_t j : all_solved) done[static_cast<size_t>(j)] = 1;
+    progress_ = torch::zeros({items_ + 1}, torch::kLong);
+    std::int64_t count = 0;
+    auto flags = progress_.accessor<std::int64_t, 1>();
+    flags[0] = candidate;
+    for (std::int64_t j = 0; j < items_; ++j) count += flags[j + 1] = done[static_cast<size_t>(j)];
+    if (rank == 0)
+      std::fprintf(stderr, "slim: stopped with %lld of %lld columns of l1=%g,l2=%g solved\n", static_cast<long long>(count),
+                   static_cast<long long>(items_), l1, l2);
+    return fit_name(candidate);
+  }
   if (rank == 0)
-    std::fprintf(stderr, "slim: %lld non-zeros in W (%.1f per item), at most %lld sweeps and %lld candidates per column\n",
-                 static_cast<long long>(nnz), static_cast<double>(nnz) / static_cast<double>(items_),
-                 static_cast<long long>(stats[0]), static_cast<long long>(stats[1]));
+    std::fprintf(stderr, "slim: %lld non-zeros in W (%.1f per item), at most %lld sweeps and %lld candidates per column%s\n",
+                 static_cast<long long>(rows_.numel()), static_cast<double>(rows_.numel()) / static_cast<double>(items_),
+                 static_cast<long long>(stats[0]), static_cast<long long>(stats[1]),
+                 resuming ? " (of the columns solved since the resume)" : "");
+  return fit_name(candidate);
+}
+
+std::string SLIMModel::fit_name(int candidate) const {
+  const auto& [l1, l2] = grid_.at(static_cast<size_t>(candidate));
   std::ostringstream name;
   name << "l1=" << l1 << ",l2=" << l2;
   return name.str();
+}
+
+void SLIMModel::release_fit() {
+  ClosedFormModel::release_fit();
+  transposed_ = torch::Tensor();
+  progress_ = torch::Tensor();
 }
 
 torch::Tensor SLIMModel::scores(const SparseBatch& fold_in) {

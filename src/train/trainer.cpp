@@ -196,6 +196,7 @@ Trainer::Trainer(const Config& given, Communicator& comm) : impl_(std::make_uniq
   mctx.data = &file;
   mctx.rank = proc.rank;
   mctx.world_size = proc.size;
+  mctx.local_ranks = proc.local_size;
   s.model = make_model(config, mctx);
   s.model->module().train();
   for (auto& p : s.model->parameters()) broadcast_tensor(p, comm);  // identical start on every rank
@@ -238,7 +239,7 @@ std::int64_t Trainer::num_items() const { return impl_->items; }
 std::int64_t Trainer::global_step() const { return impl_->global_step; }
 std::string Trainer::fit(int candidate) {
   Impl& s = *impl_;
-  return s.model->fit(candidate, FitContext{s.train, s.train_range.lo, s.comm, s.threads});
+  return s.model->fit(candidate, FitContext{s.train, s.train_range.lo, s.comm, s.threads, [] { return stop_requested(); }});
 }
 
 std::vector<PassSpec> Trainer::schedule(int epoch) { return impl_->model->epoch_schedule(epoch); }
@@ -445,7 +446,9 @@ MetricSums Trainer::evaluate_popularity(bool test_split) {
 // the model's replicated module (RecVAE: encoder, encoder_old, decoder); one Adam state per
 // replicated group; per-user groups gathered from every rank with their Adam moments (Note
 // [Per-user parameters] in models/cdae.cpp); the global step count; the best epoch's
-// parameters and metrics; and the position (epoch, pass, step). The random streams need no
+// parameters and metrics; the progress of a closed-form fit stopped part-way (Note [Resumable
+// fits] in models/model.cpp; the position's epoch is then the candidate, its step 1); and the
+// position (epoch, pass, step). The random streams need no
 // state: they are functions of (seed, epoch, pass, user) (Note [World-size invariance]). So a
 // resumed run computes exactly what the uninterrupted run would have.
 
@@ -495,6 +498,8 @@ void Trainer::Impl::save_checkpoint(const TrainingPosition& next) const {
     a.write("schedule_index", c10::IValue(static_cast<std::int64_t>(next.schedule_index)));
     a.write("step", c10::IValue(next.step));
     for (const auto& [key, value] : model->shape()) a.write("shape_" + key, c10::IValue(value));
+    const torch::Tensor progress = model->fit_progress();  // Note [Resumable fits]
+    if (progress.defined()) a.write("fit_progress", progress);
     a.write("data_fingerprint", c10::IValue(data_fingerprint));
     a.write("config", c10::IValue(cfg.to_yaml()));
     a.write("best_epoch", c10::IValue(static_cast<std::int64_t>(best_epoch)));
@@ -562,6 +567,8 @@ TrainingPosition Trainer::Impl::load_checkpoint(const std::string& path) {
       opt.exp_avg_sq.copy_(m2.narrow(0, train_range.lo, n));
       opt.steps = read_int(a, key + "_steps");
     }
+    torch::Tensor progress;
+    if (a.try_read("fit_progress", progress)) model->restore_fit_progress(progress);
     global_step = read_int(a, "global_step");
     pos.epoch = static_cast<int>(read_int(a, "epoch"));
     pos.schedule_index = static_cast<int>(read_int(a, "schedule_index"));
@@ -619,13 +626,26 @@ RunResult Trainer::run(bool resume) {
 
   // Note [Closed-form models] (model.cpp): every candidate is fitted and evaluated as an epoch
   // would be; the model keeps only its latest fit, so the best one is fitted again at the end.
+  // A resumed run starts at the candidate it stopped in or before (Note [Resumable fits]).
   const int candidates = s.model->fit_candidates();
   std::string best_fit;
   if (candidates > 0) {
-    std::vector<std::string> names;
-    for (int i = 0; i < candidates; ++i) {
+    int fitted = -1;  // the candidate whose fit the model holds
+    // A fit stopped part-way: checkpoint what it did at the candidate's position, step 1.
+    auto stopped_inside = [&](int i) {
+      if (!s.model->fit_progress().defined()) return false;
+      s.save_checkpoint({i, 0, 1});
+      if (s.root)
+        std::fprintf(stderr, "recvae: stop requested: checkpoint written inside fit %d (%s); exiting\n", i + 1,
+                     s.model->fit_name(i).c_str());
+      result.stopped_on_signal = true;
+      return true;
+    };
+    for (int i = pos.epoch; i < candidates; ++i) {
       const auto t0 = Clock::now();
-      names.push_back(fit(i));
+      const std::string name = fit(i);
+      if (stopped_inside(i)) return result;
+      fitted = i;
       const double fit_seconds = seconds_since(t0);
       const auto te = Clock::now();
       const MetricSums val = evaluate(false);
@@ -637,17 +657,32 @@ RunResult Trainer::run(bool resume) {
       double memory = peak_host_memory_gb();
       s.comm.allreduce_sum_host(&memory, 1);
       JsonObject rec;
-      rec.add("epoch", i + 1).add("fit", names.back()).add("validation", metrics_json(val));
+      rec.add("epoch", i + 1).add("fit", name).add("validation", metrics_json(val));
       rec.add("fit_seconds", fit_seconds).add("eval_seconds", seconds_since(te));
       rec.add("peak_host_memory_gb_sum_over_ranks", memory).add("world_size", s.comm.size());
       log.append_epoch(rec);
       if (s.root)
         std::fprintf(stderr, "fit %d/%d %s: validation ndcg@100 %.4f recall@20 %.4f recall@50 %.4f%s (fit %.1f s, peak host memory %.2f GB over all ranks)\n",
-                     i + 1, candidates, names.back().c_str(), val.mean_ndcg100(), val.mean_recall20(),
+                     i + 1, candidates, name.c_str(), val.mean_ndcg100(), val.mean_recall20(),
                      val.mean_recall50(), improved ? " *best*" : "", fit_seconds, memory);
+      if (i + 1 == candidates) break;
+      std::int64_t stop = stop_requested() ? 1 : 0;
+      s.comm.allreduce_max_host(&stop, 1);
+      if (stop) {
+        s.model->release_fit();
+        s.save_checkpoint({i + 1, 0, 0});
+        if (s.root)
+          std::fprintf(stderr, "recvae: stop requested: checkpoint written after fit %d of %d; exiting\n", i + 1,
+                       candidates);
+        result.stopped_on_signal = true;
+        return result;
+      }
     }
-    best_fit = names[static_cast<size_t>(s.best_epoch - 1)];
-    if (s.best_epoch != candidates) fit(s.best_epoch - 1);
+    best_fit = s.model->fit_name(s.best_epoch - 1);
+    if (fitted != s.best_epoch - 1) {
+      fit(s.best_epoch - 1);
+      if (stopped_inside(candidates)) return result;
+    }
   }
   const int last_epoch = candidates > 0 ? pos.epoch : tc.epochs;
   for (int epoch = pos.epoch; epoch < last_epoch; ++epoch) {
@@ -667,7 +702,7 @@ RunResult Trainer::run(bool resume) {
     double hook_seconds = 0;
     if (first_index == 0 && (epoch != pos.epoch || pos.step == 0)) {
       const auto th = Clock::now();
-      if (s.model->before_epoch(epoch, FitContext{s.train, s.train_range.lo, s.comm, s.threads}))
+      if (s.model->before_epoch(epoch, FitContext{s.train, s.train_range.lo, s.comm, s.threads, {}}))
         check_replicas_in_sync();
       hook_seconds = seconds_since(th);
     }

@@ -126,7 +126,7 @@ TEST_F(ALSRun, TheObjectiveFallsAtEveryHalfStep) {
     auto& m = dynamic_cast<ALSModel&>(t.model());
     SplitFile file(data());
     const CsrMatrix train = file.read_rows(split::kTrain, 0, file.num_rows(split::kTrain));
-    FitContext ctx{train, 0, *comm, 1};
+    FitContext ctx{train, 0, *comm, 1, {}};
     m.user_step(ctx);
     double last = m.objective(ctx);
     for (int half = 0; half < 6; ++half) {

@@ -104,7 +104,7 @@ TEST_F(ImplicitSLIMRun, TheHookReplacesBothEmbeddingsEveryNthEpochOnly) {
   Trainer t(c, *comm);
   SplitFile file(data());
   const CsrMatrix train = file.read_rows(split::kTrain, 0, file.num_rows(split::kTrain));
-  FitContext ctx{train, 0, *comm, 1};
+  FitContext ctx{train, 0, *comm, 1, {}};
   RecVAE& net = testing::recvae_net(t);
   auto w1 = net->encoder->w1.detach().clone(), wd = net->decoder->weight.detach().clone();
   auto others = net->encoder->b1.detach().clone();

@@ -1,10 +1,15 @@
 // The models solved from the Gram matrix (models/gram.h): the Gram against a dense product for
 // any thread count; EASE's B against a dense solve with its zero diagonal, the lambda grid
 // keeping the validation-best fit, bad input; SLIM's columns against a brute-force solver and
-// the KKT conditions, and a whole run.
+// the KKT conditions, and a whole run; stop requests between and inside fits (Note [Resumable
+// fits]) and the per-node memory limit.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <atomic>
+#include <cmath>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -16,6 +21,8 @@
 #include "recvae/models/gram.h"
 #include "recvae/models/slim.h"
 #include "recvae/models/spd_inverse.h"
+#include "recvae/train/checkpoint.h"
+#include "recvae/train/stop_signal.h"
 #include "recvae/train/trainer.h"
 #include "recvae/util/config.h"
 #include "recvae/util/error.h"
@@ -298,6 +305,135 @@ TEST(SLIM, TheGridKeepsTheValidationBestFitOfOneGram) {
   EXPECT_NE(err("data: {path: x}\nmodel: {type: slim}\nslim: {l2: []}").find("at least one l2"), std::string::npos);
   EXPECT_EQ(parse_config("data: {path: x}\nmodel: {type: slim}\nslim: {l1: 0, l2: [5, 50]}", "t.yaml").slim.l2,
             (std::vector<double>{5, 50}));
+}
+
+// Note [Resumable fits]: a SLIM fit stopped after some columns keeps exactly those columns; a
+// model restored from its buffers and progress solves only the others, to the uninterrupted W.
+TEST(SLIM, AFitStoppedBetweenColumnsResumesToTheSameWeights) {
+  auto [m, x] = random_rows(300, 40, 0.2, 11);
+  auto comm = make_mpi_self_communicator();
+  SLIMConfig sc;
+  sc.l1 = {0.5};
+  sc.l2 = {2};
+  ModelContext mctx;
+  mctx.items = 40;
+  SLIMModel whole(sc, mctx), first(sc, mctx), second(sc, mctx);
+  whole.fit(0, FitContext{m, 0, *comm, 2, {}});
+  EXPECT_FALSE(whole.fit_progress().defined());
+  std::atomic<int> polls{0};
+  first.fit(0, FitContext{m, 0, *comm, 2, [&] { return ++polls > 15; }});
+  const torch::Tensor progress = first.fit_progress();
+  ASSERT_TRUE(progress.defined());
+  ASSERT_EQ(progress.numel(), 41);
+  EXPECT_EQ(progress[0].item<std::int64_t>(), 0);
+  const torch::Tensor solved = progress.slice(0, 1).to(torch::kBool);
+  EXPECT_EQ(solved.sum().item<std::int64_t>(), 15) << "every poll before the stop solves one column";
+  // The part holds exactly the solved columns of the whole.
+  const torch::Tensor w = whole.dense_weights();
+  EXPECT_TRUE(torch::equal(first.dense_weights(), w * solved.to(torch::kFloat32).unsqueeze(0)));
+  EXPECT_GT(first.dense_weights().count_nonzero().item<std::int64_t>(), 0);
+
+  // Through an archive, as a checkpoint carries it.
+  std::stringstream bytes;
+  torch::serialize::OutputArchive out;
+  first.module().save(out);
+  out.save_to(bytes);
+  torch::serialize::InputArchive in;
+  in.load_from(bytes);
+  second.module().load(in);
+  second.restore_fit_progress(progress);
+  std::atomic<int> resumed_polls{0};
+  EXPECT_EQ(second.fit(0, FitContext{m, 0, *comm, 2, [&] { return ++resumed_polls < 0; }}), "l1=0.5,l2=2");
+  EXPECT_EQ(resumed_polls.load(), 25) << "the resumed fit solves only the missing columns";
+  EXPECT_FALSE(second.fit_progress().defined());
+  EXPECT_TRUE(torch::equal(second.dense_weights(), w));
+  const auto a = whole.module().buffers(), b = second.module().buffers();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "buffer " << i << " not in column order";
+
+  // Progress of another candidate is not applied.
+  SLIMModel third(sc, mctx);
+  auto other = progress.clone();
+  other[0] = 1;
+  third.restore_fit_progress(other);
+  std::atomic<int> fresh_polls{0};
+  third.fit(0, FitContext{m, 0, *comm, 1, [&] { return ++fresh_polls < 0; }});
+  EXPECT_EQ(fresh_polls.load(), 40);
+  EXPECT_TRUE(torch::equal(third.dense_weights(), w));
+}
+
+int metrics_lines(const std::string& dir) {
+  std::ifstream metrics(dir + "/metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line);) EXPECT_NE(line.find("{\"epoch\": " + std::to_string(++lines)), std::string::npos);
+  return lines;
+}
+
+// A stop request ends an EASE grid after the fit in progress and a SLIM grid inside its fit;
+// each writes a checkpoint, and the resumed run's results, weights and log equal an
+// uninterrupted run's.
+TEST(ClosedForm, AStopRequestCheckpointsAndTheResumedRunEqualsAnUninterruptedOne) {
+  const std::string dir = testing::scratch_dir("closed_form_stop");
+  const std::string data = testing::make_synthetic_split(dir, 1200, 300, 150, 7);
+  auto comm = make_mpi_communicator();
+  for (const char* type : {"ease", "slim"}) {
+    Config c = testing::small_config(data, dir + "/" + type + "_whole");
+    c.model.type = type;
+    c.ease.lambda = {5000, 50, 0.5};
+    c.slim.l1 = {4, 0.5};
+    Trainer whole(c, *comm);
+    const RunResult reference = whole.run();
+
+    c.output.dir = dir + "/" + type + "_stopped";
+    request_stop();
+    Trainer stopped(c, *comm);
+    EXPECT_TRUE(stopped.run().stopped_on_signal) << type;
+    clear_stop_request();
+    const std::string latest = CheckpointStore(c.output.dir).latest();
+    // EASE's fit cannot stop: the grid stops after its first candidate. SLIM's stops inside it.
+    const std::string expected = std::string(type) == "ease" ? "epoch-0001-pass-00-step-000000" : "epoch-0000-pass-00-step-000001";
+    EXPECT_NE(latest.find(expected), std::string::npos) << type << ": " << latest;
+    EXPECT_EQ(metrics_lines(c.output.dir), std::string(type) == "ease" ? 1 : 0) << type;
+    EXPECT_FALSE(testing::file_exists(c.output.dir + "/final.json")) << type;
+
+    Trainer resumed(c, *comm);
+    const RunResult r = resumed.run(true);
+    EXPECT_FALSE(r.stopped_on_signal);
+    EXPECT_EQ(r.best_epoch, reference.best_epoch) << type;
+    EXPECT_EQ(r.best_validation.ndcg100, reference.best_validation.ndcg100) << type;
+    EXPECT_EQ(r.test.ndcg100, reference.test.ndcg100) << type;
+    EXPECT_EQ(r.test.recall20, reference.test.recall20) << type;
+    const auto a = whole.model().module().buffers(), b = resumed.model().module().buffers();
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << type << " buffer " << i;
+    EXPECT_EQ(metrics_lines(c.output.dir), std::string(type) == "ease" ? 3 : 2) << type;
+    if (std::string(type) == "ease")
+      EXPECT_NE(reference.best_epoch, 3) << "the last lambda wins, so the refit after a resume is not reached";
+  }
+}
+
+// Every rank of a node holds its own Gram matrix: the default limit is the node's memory shared
+// by its ranks, and the refusal names it.
+TEST(ClosedForm, TheDefaultMemoryLimitIsTheNodeShareOfEachRank) {
+  EXPECT_EQ(gram_memory_limit_bytes(3, 4), 3e9);
+  const double node = gram_memory_limit_bytes(0, 1);
+  EXPECT_GT(node, 1e8);
+  EXPECT_DOUBLE_EQ(gram_memory_limit_bytes(0, 4), node / 4);
+  // Items whose float32 G (three copies without LAPACK) fits one rank's share, not a 50th of it.
+  const auto items = static_cast<std::int64_t>(std::sqrt(node / 40));
+  for (const char* type : {"ease", "slim"}) {
+    Config c = parse_config(std::string("data: {path: x}\nmodel: {type: ") + type + "}\n" + type + ": {precision: float32}", "t.yaml");
+    ModelContext ctx;
+    ctx.items = items;
+    EXPECT_NO_THROW(make_model(c, ctx)) << type;
+    ctx.local_ranks = 50;
+    try {
+      make_model(c, ctx);
+      ADD_FAILURE() << type << ": 50 ranks of a node each got the whole node";
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("shared by its 50 rank(s)"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

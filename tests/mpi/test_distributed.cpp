@@ -4,7 +4,10 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <sstream>
 #include <filesystem>
 
 #include "../common/fixtures.h"
@@ -403,6 +406,52 @@ TEST(DistributedSLIM, GatheredWeightsEqualSingleProcess) {
   EXPECT_TRUE(torch::equal(dynamic_cast<SLIMModel&>(both.dist_trainer->model()).dense_weights(),
                            dynamic_cast<SLIMModel&>(both.single_trainer->model()).dense_weights()));
   EXPECT_NEAR(both.dist.test.ndcg100, both.single.test.ndcg100, 1e-9 * both.single.test.ndcg100);
+}
+
+// Note [Resumable fits]: a SLIM fit that one rank stops part-way leaves the same progress on
+// every rank, and finishing it at this world size or in one process gives one process's W.
+TEST(DistributedSLIM, AFitStoppedOnOneRankResumesAtAnyWorldSize) {
+  auto world = make_mpi_communicator();
+  auto self = make_mpi_self_communicator();
+  SplitFile file(data_file());
+  const RowRange r = shard_of(file, split::kTrain, world_rank(), world_size());
+  const CsrMatrix mine = file.read_rows(split::kTrain, r.lo, r.hi);
+  const CsrMatrix all = file.read_rows(split::kTrain, 0, file.num_rows(split::kTrain));
+  SLIMConfig sc;
+  ModelContext mctx;
+  mctx.items = file.num_items();
+  SLIMModel whole(sc, mctx), part(sc, mctx);
+  whole.fit(0, FitContext{all, 0, *self, 1, {}});
+  std::atomic<int> polls{0};
+  part.fit(0, FitContext{mine, r.lo, *world, 1, [&] { return world_rank() == 0 && ++polls > 10; }});
+  const torch::Tensor progress = part.fit_progress();
+  ASSERT_TRUE(progress.defined()) << "rank " << world_rank() << " did not learn of rank 0's stop";
+  const std::vector<std::int64_t> flags(progress.data_ptr<std::int64_t>(), progress.data_ptr<std::int64_t>() + progress.numel());
+  const std::vector<std::int64_t> every = allgather_host(*world, flags);
+  for (int k = 1; k < world_size(); ++k)
+    EXPECT_TRUE(std::equal(flags.begin(), flags.end(), every.begin() + k * static_cast<std::ptrdiff_t>(flags.size())))
+        << "rank " << k << " has other progress";
+  const std::int64_t solved = progress.slice(0, 1).sum().item<std::int64_t>();
+  EXPECT_GE(solved, 10);
+  EXPECT_LT(solved, mctx.items);
+
+  std::stringstream bytes;
+  torch::serialize::OutputArchive out;
+  part.module().save(out);
+  out.save_to(bytes);
+  const std::string saved = bytes.str();
+  for (Communicator* comm : {world.get(), self.get()}) {
+    const bool alone = comm == self.get();
+    SLIMModel resumed(sc, mctx);
+    std::istringstream in_bytes(saved);
+    torch::serialize::InputArchive in;
+    in.load_from(in_bytes);
+    resumed.module().load(in);
+    resumed.restore_fit_progress(progress);
+    resumed.fit(0, alone ? FitContext{all, 0, *comm, 1, {}} : FitContext{mine, r.lo, *comm, 1, {}});
+    EXPECT_FALSE(resumed.fit_progress().defined());
+    EXPECT_TRUE(torch::equal(resumed.dense_weights(), whole.dense_weights())) << (alone ? "one process" : "all ranks");
+  }
 }
 
 // CDAE's per-user vectors are gathered into the checkpoint and re-sharded on resume: N ranks

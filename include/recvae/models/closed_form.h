@@ -19,6 +19,8 @@ class ClosedFormModel : public Model {
   std::vector<PassSpec> epoch_schedule(int) const override { return {}; }
   /// Throws: a closed-form model has no training loss.
   LossTerms loss(const SparseBatch& batch, const StepContext& ctx) override;
+  /// Empties every buffer of module() (Note [Resumable fits]).
+  void release_fit() override;
 
  protected:
   /// `name`: the module's name ("EASE").

@@ -37,6 +37,7 @@ class EASEModel final : public ClosedFormModel {
   torch::Tensor scores(const SparseBatch& fold_in) override;
   int fit_candidates() const override { return static_cast<int>(lambdas_.size()); }
   std::string fit(int candidate, const FitContext& ctx) override;
+  std::string fit_name(int candidate) const override;
   std::vector<std::pair<std::string, std::int64_t>> shape() const override { return {{"items", items_}}; }
   /// The fitted weights [items, items] (tests).
   const torch::Tensor& weights() const { return b_; }

@@ -37,5 +37,8 @@ torch::Tensor distributed_gram_times(const CsrMatrix& rows, const torch::Tensor&
 torch::Tensor distributed_item_sums(const CsrMatrix& rows, Communicator& comm);
 /// Bytes of one dense items x items matrix of `element_bytes` (8: float64).
 double gram_bytes(std::int64_t items, int element_bytes = 8);
+/// Host bytes one rank's Gram-matrix fit may use: `configured_gb` when > 0, else 80% of the
+/// node's memory divided among its `local_ranks` ranks (each holds its own copy).
+double gram_memory_limit_bytes(double configured_gb, int local_ranks);
 
 }  // namespace recvae

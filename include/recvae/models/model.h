@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -73,6 +74,7 @@ struct ModelContext {
   const SplitFile* data = nullptr;    ///< the split file, open during construction only (ALS reads its item range)
   int rank = 0;                       ///< this process's rank
   int world_size = 1;                 ///< ranks in the job
+  int local_ranks = 1;                ///< ranks on this node, which share its host memory
 };
 
 /// What a closed-form model is fitted from (Note [Closed-form models] in model.cpp).
@@ -81,6 +83,8 @@ struct FitContext {
   std::int64_t first_row = 0;     ///< global index of its first row
   Communicator& comm;             ///< all ranks (every fit is a collective)
   int threads = 1;                ///< host threads of this rank
+  /// Polled by a fit that can stop part-way (Note [Resumable fits]); empty: never stop.
+  std::function<bool()> should_stop;
 };
 
 /// A model the trainer can train data-parallel. Implementations: models/<type>.h.
@@ -130,6 +134,15 @@ class Model {
   /// Fits candidate `candidate` from every rank's training rows (a collective: every rank calls
   /// it with the same candidate) and returns its name for the logs ("lambda=500").
   virtual std::string fit(int candidate, const FitContext& ctx);
+  /// The name fit(candidate) returns, without fitting (a resumed run names the earlier ones).
+  virtual std::string fit_name(int candidate) const;
+  /// What a fit stopped part-way by FitContext::should_stop has done, for the checkpoint (Note
+  /// [Resumable fits]); undefined when the last fit finished. The same on every rank.
+  virtual torch::Tensor fit_progress() const { return {}; }
+  /// Restores fit_progress() from a checkpoint: the next fit of the same candidate continues it.
+  virtual void restore_fit_progress(const torch::Tensor& progress) {}
+  /// Drops the fitted weights (a checkpoint between candidates keeps none: the best is refitted).
+  virtual void release_fit() {}
   /// Numbers that fix the parameter shapes; a checkpoint with other values is refused.
   virtual std::vector<std::pair<std::string, std::int64_t>> shape() const = 0;
 

@@ -40,13 +40,19 @@ std::vector<std::int64_t> slim_column_costs(const torch::Tensor& gram, double l1
 /// columns are split across the ranks and gathered for evaluation.
 class SLIMModel final : public ClosedFormModel {
  public:
-  /// Checks that G fits in slim.memory_limit_gb.
+  /// Checks that G fits in slim.memory_limit_gb (default: the rank's share of the node).
   SLIMModel(const SLIMConfig& config, const ModelContext& ctx);
   std::string type() const override { return "slim"; }
   torch::Tensor scores(const SparseBatch& fold_in) override;
   /// One per (l1, l2) of the grid (slim.l1 x slim.l2, l1 outer).
   int fit_candidates() const override { return static_cast<int>(grid_.size()); }
+  /// Stops between columns when ctx.should_stop says so (Note [Resumable fits]).
   std::string fit(int candidate, const FitContext& ctx) override;
+  std::string fit_name(int candidate) const override;
+  /// int64 [items + 1]: the candidate, then 1 for every column solved; undefined when finished.
+  torch::Tensor fit_progress() const override { return progress_; }
+  void restore_fit_progress(const torch::Tensor& progress) override { progress_ = progress.to(torch::kLong).cpu().contiguous(); }
+  void release_fit() override;
   std::vector<std::pair<std::string, std::int64_t>> shape() const override { return {{"items", items_}}; }
   /// W as a dense [items, items] matrix (tests; small item counts only).
   torch::Tensor dense_weights() const;
@@ -56,6 +62,7 @@ class SLIMModel final : public ClosedFormModel {
   torch::Tensor transposed_;  // sparse W^T, for scores
   std::vector<std::pair<double, double>> grid_;  // (l1, l2) of each candidate
   torch::Tensor gram_;  // G, computed by the first fit and kept for the others
+  torch::Tensor progress_;  // fit_progress()
   double tolerance_;
   int max_sweeps_;
   std::int64_t items_;

@@ -95,7 +95,7 @@ struct SLIMConfig {
   std::vector<double> l2{10.0};  ///< L2 weights; every (l1, l2) pair is fitted from one G, the best on validation kept
   int max_sweeps = 100;       ///< coordinate-descent sweeps per column at most
   double tolerance = 1e-4;    ///< a column is done when no weight moves by more in a sweep
-  double memory_limit_gb = 0; ///< refuse a fit whose Gram matrix needs more per rank; 0: no limit
+  double memory_limit_gb = 0; ///< refuse a fit whose Gram matrix needs more per rank; 0: 80% of the node's, shared by its ranks
   std::string precision = "float32";  ///< float32 | float64: the Gram matrix (float32: exact counts below 2^24)
 };
 
