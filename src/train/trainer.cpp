@@ -610,7 +610,13 @@ RunResult Trainer::run(bool resume) {
                  "recvae: model %s; %lld train users, %lld items; %d rank(s), backend %s, device %s, %d thread(s) per rank\n",
                  s.model->type().c_str(), static_cast<long long>(s.train_users), static_cast<long long>(s.items), s.comm.size(),
                  s.comm.backend().c_str(), s.device.str().c_str(), s.threads);
-    if (!checkpoint.empty())
+    const int fits = s.model->fit_candidates();
+    const bool in_refit = pos.epoch >= fits;  // stopped while fitting the best again
+    if (!checkpoint.empty() && fits > 0)
+      std::fprintf(stderr, "recvae: resumed from %s at fit %d of %d%s%s\n", checkpoint.c_str(),
+                   in_refit ? s.best_epoch : pos.epoch + 1, fits, in_refit ? " (the best, fitted again)" : "",
+                   s.model->fit_progress().defined() ? ", part-way (Note [Resumable fits])" : "");
+    else if (!checkpoint.empty())
       std::fprintf(stderr, "recvae: resumed from %s at epoch %d, pass %d, step %lld\n", checkpoint.c_str(),
                    pos.epoch + 1, pos.schedule_index + 1, static_cast<long long>(pos.step));
   }
