@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <mutex>
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
@@ -184,11 +185,17 @@ std::string SLIMModel::fit(int candidate, const FitContext& ctx) {
   std::vector<char> solved(todo.size(), 0);
   const int before = at::get_num_threads();
   at::set_num_threads(std::max(1, ctx.threads));
-  // Progress: rank 0 reports each tenth of its own columns once a fit runs for 5 s (the ranks'
-  // ranges cost about the same).
-  std::atomic<std::int64_t> finished{0};
+  // Progress: rank 0 reports every 30 s once a fit runs for 5 s (short fits stay quiet), with the
+  // share of its estimated work done and the time that share implies is left; the ranks' ranges
+  // cost about the same. By column count alone a fit looks stuck: popular columns cost
+  // quadratically more than the rest.
+  std::int64_t own_cost = 0;
+  for (const std::int64_t j : todo) own_cost += costs[static_cast<size_t>(j)];
+  std::atomic<std::int64_t> finished{0}, finished_cost{0};
   std::atomic<bool> stopping{false};
   const auto start = std::chrono::steady_clock::now();
+  std::mutex report_mutex;
+  double last_report = 0;
   // Columns cost in proportion to their candidates squared, which is skewed by popularity: the
   // threads take them one at a time from a shared counter instead of in fixed blocks.
   std::atomic<std::int64_t> next{0};
@@ -198,14 +205,21 @@ std::string SLIMModel::fit(int candidate, const FitContext& ctx) {
         stopping = true;
         break;
       }
-      columns[static_cast<size_t>(k)] = slim_column(gram, todo[static_cast<size_t>(k)], l1, l2, max_sweeps_, tolerance_);
+      const std::int64_t j = todo[static_cast<size_t>(k)];
+      columns[static_cast<size_t>(k)] = slim_column(gram, j, l1, l2, max_sweeps_, tolerance_);
       solved[static_cast<size_t>(k)] = 1;
       const std::int64_t d = ++finished;
-      if (rank != 0 || d * 10 / own == (d - 1) * 10 / own) continue;
+      const std::int64_t work = finished_cost += costs[static_cast<size_t>(j)];
+      if (rank != 0) continue;
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      if (seconds >= 5 || d == own)  // short fits stay quiet
-        std::fprintf(stderr, "slim: %lld of %lld columns on rank 0 (%.1f s)\n", static_cast<long long>(d),
-                     static_cast<long long>(own), seconds);
+      std::lock_guard<std::mutex> lock(report_mutex);
+      if (seconds < 5 || (seconds - last_report < 30 && d != own)) continue;
+      last_report = seconds;
+      const double share = own_cost > 0 ? static_cast<double>(work) / static_cast<double>(own_cost) : 1.0;
+      std::fprintf(stderr, "slim: %lld of %lld columns on rank 0, %.1f%% of its estimated work (%.1f s", static_cast<long long>(d),
+                   static_cast<long long>(own), 100.0 * share, seconds);
+      if (d != own && share > 0) std::fprintf(stderr, ", about %.0f s left", seconds * (1.0 - share) / share);
+      std::fprintf(stderr, ")\n");
     }
   });
   at::set_num_threads(before);
