@@ -18,10 +18,11 @@
 #   RECVAE_PLOT=0     do not draw the learning curves at the end
 #   RECVAE_PYTHON     Python for the curves (default: python3 or /usr/bin/python3 with matplotlib)
 #
-# After a successful run, output.dir/curves.png is drawn by launch/plot_run.py (validation metrics
-# and loss terms per epoch) when a Python with matplotlib is found; otherwise one line says how to
-# get it. Plotting never changes the exit status. SIGTERM/SIGUSR1/SIGUSR2 are forwarded to the
-# trainer (or mpirun); Ctrl-C asks it to checkpoint and stop (SIGTERM), a second Ctrl-C kills it.
+# After a successful run, output.dir/curves.png is drawn by launch/analysis/plot_run.py (validation
+# metrics and loss terms per epoch) when a Python with matplotlib is found; otherwise one line says
+# how to get it. Plotting never changes the exit status. SIGTERM/SIGUSR1/SIGUSR2 are forwarded to
+# the trainer (or mpirun); Ctrl-C asks it to checkpoint and stop (SIGTERM), a second Ctrl-C kills
+# it.
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -42,7 +43,7 @@ train.threads defaults to max(1, cores/N) here (cores = $(nproc)), unless you se
 --set train.threads=T or in the config. Binary: \${RECVAE_BIN:-\${BIN_DIR:-build}/recvae_dist}; launcher:
 \${MPIRUN:-mpirun} with \$MPIRUN_ARGS appended. Exit status: that of the trainer (0 ok, 2 bad
 input, 1 runtime failure, 3 checkpointed after SIGTERM/SIGUSR1: rerun with --resume).
-After a successful run: output.dir/curves.png (launch/plot_run.py; needs matplotlib,
+After a successful run: output.dir/curves.png (launch/analysis/plot_run.py; needs matplotlib,
 RECVAE_PLOT=0 skips it).
 EOF
 }
@@ -128,7 +129,7 @@ if [[ $ranks -eq 1 ]]; then
 else
   launcher=${MPIRUN:-mpirun}
   if ! command -v "$launcher" >/dev/null 2>&1; then
-    echo "run_local.sh: '$launcher' not found; install openmpi-bin (launch/install_deps.sh) or set MPIRUN" >&2
+    echo "run_local.sh: '$launcher' not found; install openmpi-bin (launch/setup/install_deps.sh) or set MPIRUN" >&2
     exit 2
   fi
   cmd=("$launcher" -np "$ranks" --bind-to none)
@@ -156,8 +157,8 @@ if [[ "$dry_run" == "1" ]]; then
 fi
 echo "run_local.sh: ${cmd[*]}" >&2
 # Not `exec`: the trainer runs as a child so that its learning curves (output.dir/curves.png,
-# launch/plot_run.py) can be drawn when it succeeds; signals are forwarded to it and the exit
-# status is the trainer's (launch/lib/plot.sh: recvae_run_and_plot).
+# launch/analysis/plot_run.py) can be drawn when it succeeds; signals are forwarded to it and the
+# exit status is the trainer's (launch/lib/plot.sh: recvae_run_and_plot).
 # shellcheck source=launch/lib/plot.sh
 source "$script_dir/lib/plot.sh"
 status=0

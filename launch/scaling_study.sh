@@ -5,7 +5,7 @@
 #
 # For every N it runs `launch/run_local.sh -n N CONFIG --set output.dir=$OUT/npN ...` (log in
 # $OUT/npN.log), then writes $OUT/scaling.csv and $OUT/scaling.md and draws $OUT/scaling.png with
-# launch/plot_scaling.py. A failed run is recorded as failed and the study goes on.
+# launch/analysis/plot_scaling.py. A failed run is recorded as failed and the study goes on.
 #
 # Columns: ranks; seconds per epoch = mean of train_seconds + eval_seconds over the epochs after
 # the first (all epochs when there is only one); training users/s = mean train_users_per_second
@@ -273,7 +273,7 @@ if [[ -z "$plot_python" ]]; then
   echo "scaling_study: matplotlib not found, skipping $out/scaling.png;" \
     "install it with: apt-get install python3-matplotlib (then rerun with --table-only --out $out)" >&2
 else
-  "$plot_python" "$script_dir/plot_scaling.py" "$out/scaling.csv" -o "$out/scaling.png" \
+  "$plot_python" "$script_dir/analysis/plot_scaling.py" "$out/scaling.csv" -o "$out/scaling.png" \
     --title "RecVAE scaling: $(basename "$config")" || echo "scaling_study: plotting failed" >&2
 fi
 

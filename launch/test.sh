@@ -4,7 +4,7 @@
 # Slurm template on a real single-node Slurm).
 #
 # Two build configurations, so that every #if branch of the code is compiled on every run:
-#  1. build/ (the default configuration, what `launch/build.sh` and the quickstart build): the
+#  1. build/ (the default configuration, what `launch/setup/build.sh` and the quickstart build): the
 #     NCCL backend when a CUDA toolkit with nccl.h is found. Everything is built; all tests run.
 #  2. build-cpuonly/ (-DRECVAE_WITH_NCCL=OFF: what a machine without CUDA gets; CUDA is not even
 #     searched; also without LAPACK, so EASE's torch inverse is built): the libraries and
@@ -20,12 +20,12 @@ export OMPI_MCA_rmaps_base_oversubscribe=1
 
 BUILD_DIR=${BUILD_DIR:-build}
 echo "== test.sh: configuration 1 (default) in $BUILD_DIR"
-BUILD_DIR=$BUILD_DIR bash launch/build.sh
+BUILD_DIR=$BUILD_DIR bash launch/setup/build.sh
 if grep -q 'RECVAE_NCCL_BUILT:INTERNAL=ON' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null && [[ "${SKIP_CPUONLY:-0}" != "1" ]]; then
   echo "== test.sh: configuration 2 (cpu-only: -DRECVAE_WITH_NCCL=OFF) in build-cpuonly"
   BUILD_DIR=build-cpuonly CMAKE_ARGS="${CMAKE_ARGS:-} -DRECVAE_WITH_NCCL=OFF -DRECVAE_WITH_LAPACK=OFF -DRECVAE_BUILD_TESTS=OFF" \
-    bash launch/build.sh
-  bash launch/smoke_run.sh build-cpuonly
+    bash launch/setup/build.sh
+  bash launch/setup/smoke_run.sh build-cpuonly
 else
   echo "== test.sh: configuration 2 (cpu-only) not built separately: configuration 1 has no NCCL backend" \
        "(or SKIP_CPUONLY=1)"

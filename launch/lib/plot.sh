@@ -86,10 +86,10 @@ recvae_run_dir_from_args() {
   printf '%s\n' "${dir:-runs/default}"
 }
 
-# recvae_plot_run RUN_DIR LAUNCH_DIR: draws RUN_DIR/curves.png with LAUNCH_DIR/plot_run.py when
-# a Python with matplotlib is found, otherwise prints one line saying how. Always status 0.
+# recvae_plot_run RUN_DIR LAUNCH_DIR: draws RUN_DIR/curves.png with LAUNCH_DIR/analysis/plot_run.py
+# when a Python with matplotlib is found, otherwise prints one line saying how. Always status 0.
 recvae_plot_run() {
-  local run_dir=$1 launch_dir=$2 py rc
+  local run_dir=$1 launch_dir=$2 py rc plot_py
   if [[ "${RECVAE_PLOT:-1}" == "0" ]]; then
     return 0
   fi
@@ -97,17 +97,18 @@ recvae_plot_run() {
     echo "plots: no metrics.jsonl in '${run_dir:-?}'; no learning curves drawn" >&2
     return 0
   fi
-  if [[ ! -f "$launch_dir/plot_run.py" ]]; then
-    echo "plots: $launch_dir/plot_run.py not found; no learning curves drawn" >&2
+  plot_py=$launch_dir/analysis/plot_run.py
+  if [[ ! -f "$plot_py" ]]; then
+    echo "plots: $plot_py not found; no learning curves drawn" >&2
     return 0
   fi
   if ! py=$(recvae_python_plot 2>/dev/null); then
     echo "plots: no learning curves (no Python with matplotlib): $(recvae_python_hint);" \
-      "then: python3 $launch_dir/plot_run.py $run_dir" >&2
+      "then: python3 $plot_py $run_dir" >&2
     return 0
   fi
   rc=0
-  "$py" "$launch_dir/plot_run.py" "$run_dir" || rc=$?
+  "$py" "$plot_py" "$run_dir" || rc=$?
   if ((rc != 0)); then
     echo "plots: plot_run.py exited with status $rc; the run itself succeeded" >&2
   fi

@@ -9,7 +9,8 @@
 # matplotlib, so that a wrong choice shows up as plot_run.py's "matplotlib is missing" instead of
 # being silently replaced); otherwise the first of `python3` (PATH) and /usr/bin/python3 that can
 # `import matplotlib`. The second exists because a pyenv or venv python3 first on PATH often lacks
-# the Debian packages (python3-matplotlib) that launch/install_deps.sh installs for /usr/bin/python3.
+# the Debian packages (python3-matplotlib) that launch/setup/install_deps.sh installs for
+# /usr/bin/python3.
 
 # Prints the interpreter for plots; status 1 (nothing printed) when none has matplotlib.
 recvae_python_plot() {
@@ -64,6 +65,6 @@ recvae_python_any() {
 
 # The one line printed where a plot was skipped.
 recvae_python_hint() {
-  echo "install python3-matplotlib (apt-get install python3-matplotlib, or launch/install_deps.sh)" \
+  echo "install python3-matplotlib (apt-get install python3-matplotlib, or launch/setup/install_deps.sh)" \
     "or point RECVAE_PYTHON at a Python that has matplotlib"
 }

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "recvae/dist/comm.h"
@@ -20,6 +21,7 @@
 #include "recvae/data/h5_dataset.h"
 #include "recvae/util/json.h"
 #include "recvae/data/synth.h"
+#include "recvae/models/registry.h"
 #include "recvae/train/trainer.h"
 
 namespace {
@@ -88,17 +90,17 @@ int run(int argc, char** argv) {
   if (data.empty()) {
     // Rank 0 generates the data set; every rank then reads its own shard of it.
     recvae::SynthOptions opts = recvae::synth_preset(preset);
-    tmp_file = (std::filesystem::temp_directory_path() /
-                ("recvae_bench_" + preset + "_" + std::to_string(::getpid()) + ".h5")).string();
+    tmp_file =
+        (std::filesystem::temp_directory_path() / ("recvae_bench_" + preset + "_" + std::to_string(::getpid()) + ".h5"))
+            .string();
     int len = static_cast<int>(tmp_file.size());
     MPI_Bcast(&len, 1, MPI_INT, 0, MPI_COMM_WORLD);
     tmp_file.resize(static_cast<size_t>(len));
     MPI_Bcast(tmp_file.data(), len, MPI_CHAR, 0, MPI_COMM_WORLD);
     if (root) {
       std::fprintf(stderr, "recvae_bench: generating the %s-shape data set\n", preset.c_str());
-      recvae::write_split_file(tmp_file,
-                               recvae::apply_protocol(recvae::generate_synthetic(opts, false),
-                                                      recvae::synth_protocol(opts), false));
+      recvae::write_split_file(tmp_file, recvae::apply_protocol(recvae::generate_synthetic(opts, false),
+                                                                recvae::synth_protocol(opts), false));
     }
     MPI_Barrier(MPI_COMM_WORLD);
     data = tmp_file;
@@ -112,7 +114,9 @@ int run(int argc, char** argv) {
   const std::int64_t steps_per_pass = (users + config.train.batch_size - 1) / config.train.batch_size;
 
   using Clock = std::chrono::steady_clock;
-  if (trainer.model().fit_candidates() > 0) {  // closed-form models: time the first fit and an evaluation
+  const bool fitted = trainer.any_model().visit(
+      [](auto& m) { return std::is_base_of_v<recvae::CandidateModel, std::decay_t<decltype(m)>>; });
+  if (fitted) {  // closed-form models: time the first fit and an evaluation
     comm->barrier();
     const auto t0 = Clock::now();
     const std::string name = trainer.fit(0);
@@ -126,17 +130,22 @@ int run(int argc, char** argv) {
     comm->allreduce_sum_host(&rss, 1);
     if (root) {
       std::printf("recvae_bench: model %s (%s), %s, %lld train users x %lld items, %d rank(s), %d thread(s) per rank\n",
-                  config.model.type.c_str(), name.c_str(), tmp_file.empty() ? data.c_str() : (preset + " shape").c_str(),
-                  static_cast<long long>(users), static_cast<long long>(trainer.num_items()), comm->size(),
-                  torch::get_num_threads());
+                  config.model.type.c_str(), name.c_str(),
+                  tmp_file.empty() ? data.c_str() : (preset + " shape").c_str(), static_cast<long long>(users),
+                  static_cast<long long>(trainer.num_items()), comm->size(), torch::get_num_threads());
       std::printf("  %-28s %10.2f s\n", "fit", fit_s);
       if (eval) std::printf("  %-28s %10.0f users/s\n", "evaluation", eval_users / std::max(eval_s, 1e-9));
       std::printf("  %-28s %10.2f GB (sum over ranks)\n", "peak host memory", rss);
       if (!json_path.empty()) {
         recvae::JsonObject j;
-        j.add("data", tmp_file.empty() ? data : preset).add("model", config.model.type).add("fit", name)
-            .add("train_users", users).add("items", trainer.num_items()).add("world_size", comm->size())
-            .add("fit_seconds", fit_s).add("peak_host_memory_gb", rss);
+        j.add("data", tmp_file.empty() ? data : preset)
+            .add("model", config.model.type)
+            .add("fit", name)
+            .add("train_users", users)
+            .add("items", trainer.num_items())
+            .add("world_size", comm->size())
+            .add("fit_seconds", fit_s)
+            .add("peak_host_memory_gb", rss);
         std::ofstream(json_path) << j.str() << "\n";
       }
     }
@@ -196,15 +205,17 @@ int run(int argc, char** argv) {
   comm->allreduce_sum_host(&rss, 1);
   // Device memory in use after the steps and the evaluation: the caching allocator keeps what the
   // peak needed, so this approximates the peak (rank 0's device).
-  const double device_gb = trainer.device().is_cuda() ? recvae::device_memory_in_use(trainer.device().index()) / 1e9 : -1;
+  const double device_gb =
+      trainer.device().is_cuda() ? recvae::device_memory_in_use(trainer.device().index()) / 1e9 : -1;
 
   if (root) {
-    std::printf("recvae_bench: model %s, %s, %lld train users x %lld items, batch %lld, %d rank(s), device %s, "
-                "backend %s, %d thread(s) per rank\n",
-                config.model.type.c_str(), tmp_file.empty() ? data.c_str() : (preset + " shape").c_str(),
-                static_cast<long long>(users), static_cast<long long>(trainer.num_items()),
-                static_cast<long long>(config.train.batch_size), comm->size(), trainer.device().str().c_str(),
-                comm->backend().c_str(), torch::get_num_threads());
+    std::printf(
+        "recvae_bench: model %s, %s, %lld train users x %lld items, batch %lld, %d rank(s), device %s, "
+        "backend %s, %d thread(s) per rank\n",
+        config.model.type.c_str(), tmp_file.empty() ? data.c_str() : (preset + " shape").c_str(),
+        static_cast<long long>(users), static_cast<long long>(trainer.num_items()),
+        static_cast<long long>(config.train.batch_size), comm->size(), trainer.device().str().c_str(),
+        comm->backend().c_str(), torch::get_num_threads());
     for (size_t i = 0; i < phases.size(); ++i)
       std::printf("  %-28s %10.2f ms   (mean of %d)\n", (phases[i] + " step").c_str(), phase_ms[i], steps);
     if (eval)
@@ -216,17 +227,26 @@ int run(int argc, char** argv) {
     for (size_t i = 0; i < phases.size(); ++i)
       std::printf("  %-28s %10.1f MB\n", ("all-reduced per " + phases[i] + " step").c_str(), phase_bytes[i] / 1e6);
     std::printf("  %-28s %10.2f GB (sum over ranks)\n", "peak host memory", rss);
-    if (device_gb >= 0) std::printf("  %-28s %10.2f GB (rank 0's GPU, in use after the run)\n", "device memory", device_gb);
+    if (device_gb >= 0)
+      std::printf("  %-28s %10.2f GB (rank 0's GPU, in use after the run)\n", "device memory", device_gb);
     if (!json_path.empty()) {
       recvae::JsonObject j;
-      j.add("data", tmp_file.empty() ? data : preset).add("train_users", users)
-          .add("model", config.model.type).add("items", trainer.num_items()).add("batch_size", config.train.batch_size)
-          .add("world_size", comm->size()).add("device", trainer.device().str()).add("backend", comm->backend())
+      j.add("data", tmp_file.empty() ? data : preset)
+          .add("train_users", users)
+          .add("model", config.model.type)
+          .add("items", trainer.num_items())
+          .add("batch_size", config.train.batch_size)
+          .add("world_size", comm->size())
+          .add("device", trainer.device().str())
+          .add("backend", comm->backend())
           .add("threads_per_rank", static_cast<std::int64_t>(torch::get_num_threads()))
-          .add("eval_users", eval_users).add("eval_seconds", eval_s)
+          .add("eval_users", eval_users)
+          .add("eval_seconds", eval_s)
           .add("eval_users_per_second", eval ? eval_users / std::max(eval_s, 1e-9) : 0.0)
-          .add("epoch_seconds_estimated", epoch_s).add("train_users_per_second", users_per_s)
-          .add("peak_host_memory_gb", rss).add("device_memory_gb", device_gb);
+          .add("epoch_seconds_estimated", epoch_s)
+          .add("train_users_per_second", users_per_s)
+          .add("peak_host_memory_gb", rss)
+          .add("device_memory_gb", device_gb);
       for (size_t i = 0; i < phases.size(); ++i)
         j.add(phases[i] + "_step_ms", phase_ms[i]).add("allreduce_bytes_" + phases[i] + "_step", phase_bytes[i]);
       std::ofstream(json_path) << j.str() << "\n";
@@ -252,7 +272,8 @@ int main(int argc, char** argv) {
   }
   int initialised = 0;
   MPI_Initialized(&initialised);
-  if (code != 0 && initialised && recvae::init_process().size > 1) MPI_Abort(MPI_COMM_WORLD, code);  // no rank left waiting
+  if (code != 0 && initialised && recvae::init_process().size > 1)
+    MPI_Abort(MPI_COMM_WORLD, code);  // no rank left waiting
   recvae::finalize_process();
   return code;
 }

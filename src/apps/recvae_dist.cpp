@@ -1,33 +1,45 @@
-// recvae_dist: trains RecVAE on one or many ranks (mpirun / srun), see README.md.
+// recvae_dist: trains any registered model data-parallel on one or many ranks (mpirun / srun).
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "recvae/dist/comm.h"
-#include "recvae/util/config.h"
 #include "recvae/dist/device_select.h"
-#include "recvae/util/error.h"
+#include "recvae/models/registry.h"
 #include "recvae/train/stop_signal.h"
 #include "recvae/train/trainer.h"
+#include "recvae/util/config.h"
+#include "recvae/util/error.h"
 
 namespace {
 
-const char* kUsage =
-    "usage: recvae_dist CONFIG.yaml [--set section.key=value ...]\n"
-    "       mpirun -np N recvae_dist CONFIG.yaml [...]   (or srun)\n"
-    "\n"
-    "Trains RecVAE data-parallel across MPI ranks and writes the run directory (output.dir):\n"
-    "config.yaml, metrics.jsonl, final.json, best_model.pt. Config keys: configs/README.md.\n"
-    "\n"
-    "  --set K=V   override one config key, e.g. --set train.epochs=5 (repeatable); V is YAML\n"
-    "              (--set \"ease.lambda=[100, 400]\"); one entry of a mapping: --set model.implicit_slim.every=5\n"
-    "  --resume    continue from output.dir's latest checkpoint (any number of ranks)\n"
-    "  --help      this text\n"
-    "\n"
-    "SIGTERM / SIGUSR1: finish the current step, write a checkpoint, exit with status 3 (requeue).\n"
-    "exit status: 0 success, 2 bad input (config, data, checkpoint), 1 runtime failure,\n"
-    "             3 checkpointed on a signal\n";
+std::string usage() {
+  std::string models;
+  for (const auto& t : recvae::model_registry())
+    models += "  " + t.name + std::string(10 - std::min<size_t>(9, t.name.size()), ' ') + t.summary + "\n";
+  return "usage: recvae_dist CONFIG.yaml [--set section.key=value ...]\n"
+         "       mpirun -np N recvae_dist CONFIG.yaml [...]   (or srun)\n"
+         "\n"
+         "Trains the model that model.type names, data-parallel across MPI ranks, and writes the run\n"
+         "directory (output.dir): config.yaml, metrics.jsonl, final.json, best_model.pt, model.h5.\n"
+         "Config keys: configs/README.md (or --config-keys).\n"
+         "\n"
+         "  --set K=V       override one config key, e.g. --set train.epochs=5 (repeatable); V is YAML\n"
+         "                  (--set \"ease.lambda=[100, 400]\"); one entry of a mapping: --set "
+         "model.implicit_slim.every=5\n"
+         "  --resume        continue from output.dir's latest checkpoint (any number of ranks)\n"
+         "  --config-keys   print every config key with its default and meaning (Markdown rows) and exit\n"
+         "  --help          this text\n"
+         "\n"
+         "model.type (each has its own config section of the same name):\n" +
+         models +
+         "\n"
+         "SIGTERM / SIGUSR1: finish the current step, write a checkpoint, exit with status 3 (requeue).\n"
+         "exit status: 0 success, 2 bad input (config, data, checkpoint), 1 runtime failure,\n"
+         "             3 checkpointed on a signal\n";
+}
 
 }  // namespace
 
@@ -38,7 +50,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
-      std::fputs(kUsage, stdout);
+      std::fputs(usage().c_str(), stdout);
+      return 0;
+    } else if (a == "--config-keys") {
+      for (const auto& row : recvae::config_key_rows(recvae::config_section_types())) std::printf("%s\n", row.c_str());
       return 0;
     } else if (a == "--resume") {
       resume = true;
@@ -47,7 +62,7 @@ int main(int argc, char** argv) {
     } else if (a.rfind("--set=", 0) == 0) {
       overrides.push_back(a.substr(6));
     } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "recvae_dist: unknown option '%s'\n%s", a.c_str(), kUsage);
+      std::fprintf(stderr, "recvae_dist: unknown option '%s'\n%s", a.c_str(), usage().c_str());
       return recvae::kExitInputError;
     } else if (config_path.empty()) {
       config_path = a;
@@ -57,7 +72,7 @@ int main(int argc, char** argv) {
     }
   }
   if (config_path.empty()) {
-    std::fputs(kUsage, stderr);
+    std::fputs(usage().c_str(), stderr);
     return recvae::kExitInputError;
   }
 

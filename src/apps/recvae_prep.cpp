@@ -64,7 +64,8 @@ std::int64_t to_int(const std::string& opt, const std::string& v) {
 std::uint64_t to_uint(const std::string& opt, const std::string& v) {
   std::uint64_t x = 0;
   auto r = std::from_chars(v.data(), v.data() + v.size(), x);
-  if (r.ec != std::errc() || r.ptr != v.data() + v.size()) throw InputError(opt + ": not a non-negative integer: '" + v + "'");
+  if (r.ec != std::errc() || r.ptr != v.data() + v.size())
+    throw InputError(opt + ": not a non-negative integer: '" + v + "'");
   return x;
 }
 
@@ -111,19 +112,30 @@ int run(int argc, char** argv) {
       if (i + 1 >= argc) throw InputError(a + ": missing value (see --help)");
       return argv[++i];
     };
-    if (a == "--add-csc") add_csc = val();
-    else if (a == "--format") format = val();
+    if (a == "--add-csc")
+      add_csc = val();
+    else if (a == "--format")
+      format = val();
     else if (a == "--input") {
       for (auto& p : recvae::split_paths(val())) inputs.push_back(p);
-    } else if (a == "--output") output = val();
-    else if (a == "--threshold") threshold = val();
-    else if (a == "--min-items-per-user") min_items = to_int(a, val());
-    else if (a == "--min-users-per-item") min_users = to_int(a, val());
-    else if (a == "--min-items-for-holdout") min_items_holdout = to_int(a, val());
-    else if (a == "--heldout-users") heldout = val();
-    else if (a == "--holdout-fraction") fraction = to_double(a, val());
-    else if (a == "--seed") seed = to_uint(a, val());
-    else throw InputError("unknown option '" + a + "' (see --help)");
+    } else if (a == "--output")
+      output = val();
+    else if (a == "--threshold")
+      threshold = val();
+    else if (a == "--min-items-per-user")
+      min_items = to_int(a, val());
+    else if (a == "--min-users-per-item")
+      min_users = to_int(a, val());
+    else if (a == "--min-items-for-holdout")
+      min_items_holdout = to_int(a, val());
+    else if (a == "--heldout-users")
+      heldout = val();
+    else if (a == "--holdout-fraction")
+      fraction = to_double(a, val());
+    else if (a == "--seed")
+      seed = to_uint(a, val());
+    else
+      throw InputError("unknown option '" + a + "' (see --help)");
   }
   if (!add_csc.empty()) {
     if (!format.empty() || !inputs.empty() || !output.empty())
@@ -154,7 +166,8 @@ int run(int argc, char** argv) {
     recvae::ProtocolOptions opt = recvae::protocol_defaults(format == "recbole" ? "csv" : format);
     opt.source_format = format;
     if (threshold) {
-      if (*threshold == "none") opt.has_threshold = false;
+      if (*threshold == "none")
+        opt.has_threshold = false;
       else {
         opt.has_threshold = true;
         opt.threshold = to_double("--threshold", *threshold);
@@ -164,7 +177,8 @@ int run(int argc, char** argv) {
     if (min_users) opt.min_users_per_item = *min_users;
     if (min_items_holdout) opt.min_items_for_holdout = *min_items_holdout;
     if (heldout) {
-      if (*heldout == "auto") opt.heldout_users = -1;
+      if (*heldout == "auto")
+        opt.heldout_users = -1;
       else {
         opt.heldout_users = to_int("--heldout-users", *heldout);
         if (opt.heldout_users < 0) throw InputError("--heldout-users must be >= 0");
@@ -178,11 +192,16 @@ int run(int argc, char** argv) {
     if (format != "netflix" && inputs.size() != 1) throw InputError(format + ": give one --input");
 
     recvae::Interactions raw;
-    if (format == "movielens") raw = recvae::read_movielens(inputs[0], verbose);
-    else if (format == "netflix") raw = recvae::read_netflix(inputs, verbose);
-    else if (format == "msd") raw = recvae::read_msd(inputs[0], verbose);
-    else if (format == "recbole") raw = recvae::read_recbole(inputs[0], verbose);
-    else raw = recvae::read_csv(inputs[0], verbose);
+    if (format == "movielens")
+      raw = recvae::read_movielens(inputs[0], verbose);
+    else if (format == "netflix")
+      raw = recvae::read_netflix(inputs, verbose);
+    else if (format == "msd")
+      raw = recvae::read_msd(inputs[0], verbose);
+    else if (format == "recbole")
+      raw = recvae::read_recbole(inputs[0], verbose);
+    else
+      raw = recvae::read_csv(inputs[0], verbose);
     // Without values the protocol would skip the filter yet record it in the file as applied.
     if (threshold && opt.has_threshold && raw.value.empty())
       throw InputError(raw.source + ": --threshold " + *threshold + " needs a value column (" +

@@ -91,11 +91,12 @@ int main(int argc, char** argv) {
       return recvae::kExitInputError;
     }
   }
-  const char* problem = run_dir.empty()                     ? "no RUN_DIR given"
-                        : split.empty() == users.empty()   ? "give exactly one of --split and --users"
-                        : output.empty()                   ? "no --output file given"
-                        : (device != "auto" && device != "cpu" && device != "cuda") ? "--device must be auto, cpu or cuda"
-                                                                                     : nullptr;
+  const char* problem = run_dir.empty()                  ? "no RUN_DIR given"
+                        : split.empty() == users.empty() ? "give exactly one of --split and --users"
+                        : output.empty()                 ? "no --output file given"
+                        : (device != "auto" && device != "cpu" && device != "cuda")
+                            ? "--device must be auto, cpu or cuda"
+                            : nullptr;
   if (problem) {
     std::fprintf(stderr, "recvae_recommend: %s\n%s", problem, kUsage);
     return recvae::kExitInputError;
@@ -110,7 +111,8 @@ int main(int argc, char** argv) {
     recvae::UserHistories h = split.empty() ? recvae::csv_histories(users, rec.item_ids())
                                             : recvae::held_out_histories(recvae::SplitFile(rec.data_path()), split);
     if (root && h.unknown_interactions > 0)
-      std::fprintf(stderr, "recvae_recommend: warning: %lld interaction(s) with %lld item id(s) unknown to the model skipped\n",
+      std::fprintf(stderr,
+                   "recvae_recommend: warning: %lld interaction(s) with %lld item id(s) unknown to the model skipped\n",
                    static_cast<long long>(h.unknown_interactions), static_cast<long long>(h.unknown_items));
     // Ranks take contiguous user ranges balanced by history length.
     const recvae::RowRange mine = recvae::balanced_range(h.rows.indptr, comm->rank(), comm->size());

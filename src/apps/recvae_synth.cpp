@@ -83,19 +83,28 @@ int run(int argc, char** argv) {
       if (i + 1 >= argc) throw InputError(a + ": missing value (see --help)");
       return argv[++i];
     };
-    if (a == "--preset") preset = val();
-    else if (a == "--output") output = val();
+    if (a == "--preset")
+      preset = val();
+    else if (a == "--output")
+      output = val();
     else if (a == "--seed") {
       std::int64_t s = to_int(a, val());
       if (s < 0) throw InputError("--seed must be >= 0");
       seed = static_cast<std::uint64_t>(s);
-    } else if (a == "--users") users = to_int(a, val());
-    else if (a == "--items") items = to_int(a, val());
-    else if (a == "--heldout-users") heldout = to_int(a, val());
-    else if (a == "--groups") groups = to_int(a, val());
-    else if (a == "--mean-items") mean = to_double(a, val());
-    else if (a == "--density") density = to_double(a, val());
-    else throw InputError("unknown option '" + a + "' (see --help)");
+    } else if (a == "--users")
+      users = to_int(a, val());
+    else if (a == "--items")
+      items = to_int(a, val());
+    else if (a == "--heldout-users")
+      heldout = to_int(a, val());
+    else if (a == "--groups")
+      groups = to_int(a, val());
+    else if (a == "--mean-items")
+      mean = to_double(a, val());
+    else if (a == "--density")
+      density = to_double(a, val());
+    else
+      throw InputError("unknown option '" + a + "' (see --help)");
   }
   if (preset.empty()) throw InputError("--preset is required (see --help)");
   if (output.empty()) throw InputError("--output is required (see --help)");

@@ -7,12 +7,11 @@
 
 namespace recvae {
 
-std::vector<std::int64_t> pass_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch,
-                                           std::int64_t pass) {
+std::vector<std::int64_t> pass_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch, std::int64_t pass) {
   std::vector<std::int64_t> perm(static_cast<size_t>(n));
   std::iota(perm.begin(), perm.end(), std::int64_t{0});
-  const std::uint64_t key = stream_key({seed, 0x7065726dULL /* "perm" */, static_cast<std::uint64_t>(epoch),
-                                        static_cast<std::uint64_t>(pass)});
+  const std::uint64_t key = stream_key(
+      {seed, 0x7065726dULL /* "perm" */, static_cast<std::uint64_t>(epoch), static_cast<std::uint64_t>(pass)});
   for (std::int64_t i = n - 1; i > 0; --i) {
     const auto j = static_cast<std::int64_t>(uniform01(key, static_cast<std::uint64_t>(i)) * (i + 1));
     std::swap(perm[i], perm[j < i ? j : i]);

@@ -75,9 +75,9 @@ SparseBatch assemble_batch(const CsrMatrix& shard, std::int64_t shard_offset,
     auto eps = torch::empty({rows, d}, torch::kFloat32);
     float* p = eps.data_ptr<float>();
     for (std::int64_t r = 0; r < rows; ++r) {
-      const std::uint64_t key = stream_key({noise->seed, static_cast<std::uint64_t>(noise->epoch),
-                                            static_cast<std::uint64_t>(noise->pass),
-                                            static_cast<std::uint64_t>(global_rows[r]), 0x6e6f697365ULL});
+      const std::uint64_t key =
+          stream_key({noise->seed, static_cast<std::uint64_t>(noise->epoch), static_cast<std::uint64_t>(noise->pass),
+                      static_cast<std::uint64_t>(global_rows[r]), 0x6e6f697365ULL});
       for (std::int64_t j = 0; j < d; ++j) p[r * d + j] = standard_normal(key, static_cast<std::uint64_t>(j));
     }
     batch.noise = to_device(eps, device);
@@ -85,8 +85,7 @@ SparseBatch assemble_batch(const CsrMatrix& shard, std::int64_t shard_offset,
   return batch;
 }
 
-SparseBatch assemble_eval_batch(const CsrMatrix& shard, std::int64_t lo, std::int64_t hi,
-                                const torch::Device& device) {
+SparseBatch assemble_eval_batch(const CsrMatrix& shard, std::int64_t lo, std::int64_t hi, const torch::Device& device) {
   std::vector<std::int64_t> rows(static_cast<size_t>(hi - lo));
   std::iota(rows.begin(), rows.end(), lo);
   return assemble_batch(shard, 0, rows, nullptr, device);

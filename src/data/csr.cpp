@@ -105,8 +105,7 @@ void CsrMatrix::validate(const std::string& what) const {
          ") lengths differ");
   if (indptr[0] != 0) fail("indptr[0] = " + std::to_string(indptr[0]) + ", expected 0");
   if (indptr[rows] != nnz())
-    fail("indptr[rows] = " + std::to_string(indptr[rows]) + " but there are " + std::to_string(nnz()) +
-         " non-zeros");
+    fail("indptr[rows] = " + std::to_string(indptr[rows]) + " but there are " + std::to_string(nnz()) + " non-zeros");
   for (std::int64_t i = 0; i < rows; ++i) {
     if (indptr[i + 1] < indptr[i]) fail("indptr not monotone at row " + std::to_string(i));
     if (indptr[i + 1] > nnz()) fail("indptr exceeds the number of non-zeros at row " + std::to_string(i));

@@ -27,8 +27,7 @@ const char* const kAllSplits[] = {split::kTrain, split::kValidationFoldIn, split
 
 /// `m` as an anndata sparse group. csc_matrix: `m` holds the transpose (rows = the columns of the
 /// matrix the group encodes), and the shape attribute is that of the encoded matrix.
-void write_csr(hid_t file, const std::string& name, const CsrMatrix& m, const std::string& where,
-               bool csc = false) {
+void write_csr(hid_t file, const std::string& name, const CsrMatrix& m, const std::string& where, bool csc = false) {
   Handle group = checked(H5Gcreate2(file, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
                          where + ": cannot create group " + name);
   write_string_attr(group.get(), "encoding-type", csc ? "csc_matrix" : "csr_matrix", where);
@@ -45,10 +44,8 @@ void write_csr(hid_t file, const std::string& name, const CsrMatrix& m, const st
               where + ": " + name);
   write_array(group.get(), "indices", H5T_NATIVE_INT32, H5T_STD_I32LE, m.indices.data(), m.indices.size(),
               where + ": " + name);
-  write_array(group.get(), "data", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, m.data.data(), m.data.size(),
-              where + ": " + name);
+  write_array(group.get(), "data", H5T_NATIVE_FLOAT, H5T_IEEE_F32LE, m.data.data(), m.data.size(), where + ": " + name);
 }
-
 
 }  // namespace
 
@@ -61,8 +58,8 @@ void write_split_file(const std::string& path, const SplitData& data) {
   for (int i = 0; i < 5; ++i) mats[i]->validate(path + ": " + kAllSplits[i]);
   for (int i = 1; i < 5; ++i)
     if (mats[i]->cols != data.train.cols)
-      throw InputError(path + ": " + kAllSplits[i] + " has " + std::to_string(mats[i]->cols) +
-                       " items but train has " + std::to_string(data.train.cols));
+      throw InputError(path + ": " + kAllSplits[i] + " has " + std::to_string(mats[i]->cols) + " items but train has " +
+                       std::to_string(data.train.cols));
   if (data.validation_fold_in.rows != data.validation_holdout.rows)
     throw InputError(path + ": validation fold_in and holdout row counts differ");
   if (data.test_fold_in.rows != data.test_holdout.rows)
@@ -93,10 +90,10 @@ void write_split_file(const std::string& path, const SplitData& data) {
       write_scalar_attr<int>(f, "has_threshold", H5T_NATIVE_INT, H5T_STD_I32LE, p.has_threshold ? 1 : 0, w);
       write_scalar_attr<double>(f, "threshold", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE,
                                 p.has_threshold ? p.threshold : std::numeric_limits<double>::quiet_NaN(), w);
-      write_scalar_attr<std::int64_t>(f, "min_items_per_user", H5T_NATIVE_INT64, H5T_STD_I64LE,
-                                      p.min_items_per_user, w);
-      write_scalar_attr<std::int64_t>(f, "min_users_per_item", H5T_NATIVE_INT64, H5T_STD_I64LE,
-                                      p.min_users_per_item, w);
+      write_scalar_attr<std::int64_t>(f, "min_items_per_user", H5T_NATIVE_INT64, H5T_STD_I64LE, p.min_items_per_user,
+                                      w);
+      write_scalar_attr<std::int64_t>(f, "min_users_per_item", H5T_NATIVE_INT64, H5T_STD_I64LE, p.min_users_per_item,
+                                      w);
       write_scalar_attr<std::int64_t>(f, "heldout_users", H5T_NATIVE_INT64, H5T_STD_I64LE, p.heldout_users, w);
       write_scalar_attr<double>(f, "holdout_fraction", H5T_NATIVE_DOUBLE, H5T_IEEE_F64LE, p.holdout_fraction, w);
       write_scalar_attr<std::uint64_t>(f, "seed", H5T_NATIVE_UINT64, H5T_STD_U64LE, p.seed, w);
@@ -155,7 +152,8 @@ SplitFile::SplitFile(const std::string& path) : path_(path) {
   if (f < 0) throw InputError(path + ": cannot open: not an HDF5 file or truncated");
   file_id_ = f;
   try {
-    if (!has_attr(f, "format_version")) throw InputError(path + ": missing attribute format_version (not a recvae split file?)");
+    if (!has_attr(f, "format_version"))
+      throw InputError(path + ": missing attribute format_version (not a recvae split file?)");
     const int version = read_scalar_attr<int>(f, "format_version", H5T_NATIVE_INT, path);
     if (version != kFormatVersion)
       throw InputError(path + ": format_version " + std::to_string(version) + ", this build reads " +
@@ -170,7 +168,8 @@ SplitFile::SplitFile(const std::string& path) : path_(path) {
         if (!has_link(g.get(), ds)) throw InputError(where + ": missing dataset " + ds);
       Handle attr = checked(H5Aopen(g.get(), "shape", H5P_DEFAULT), H5Aclose, where + ": missing attribute shape");
       Handle space = checked(H5Aget_space(attr.get()), H5Sclose, where + ": bad attribute shape");
-      if (H5Sget_simple_extent_npoints(space.get()) != 2) throw InputError(where + ": attribute shape must have 2 entries");
+      if (H5Sget_simple_extent_npoints(space.get()) != 2)
+        throw InputError(where + ": attribute shape must have 2 entries");
       std::int64_t shape[2] = {0, 0};
       check(H5Aread(attr.get(), H5T_NATIVE_INT64, shape), where + ": cannot read attribute shape");
       if (shape[0] < 0 || shape[1] < 0) throw InputError(where + ": negative shape");
@@ -217,7 +216,8 @@ SplitFile::SplitFile(const std::string& path) : path_(path) {
       check(H5Aread(attr.get(), H5T_NATIVE_INT64, shape), where + ": cannot read attribute shape");
       if (shape[0] != rows_[split::kTrain] || shape[1] != cols)
         throw InputError(where + ": shape " + std::to_string(shape[0]) + " x " + std::to_string(shape[1]) +
-                         " differs from train's " + std::to_string(rows_[split::kTrain]) + " x " + std::to_string(cols));
+                         " differs from train's " + std::to_string(rows_[split::kTrain]) + " x " +
+                         std::to_string(cols));
       for (const char* ds : {"indptr", "indices", "data"})
         if (!has_link(g.get(), ds)) throw InputError(where + ": missing dataset " + ds);
       Handle indptr = checked(H5Dopen2(g.get(), "indptr", H5P_DEFAULT), H5Dclose, where + ": cannot open indptr");
@@ -226,7 +226,8 @@ SplitFile::SplitFile(const std::string& path) : path_(path) {
       if (dataset_length(indptr.get(), where + ": indptr") != cols + 1)
         throw InputError(where + ": indptr must have items + 1 entries");
       if (dataset_length(indices.get(), where + ": indices") != dataset_length(train_indices.get(), path + ": train"))
-        throw InputError(where + ": non-zero count differs from train's (a stale copy? rebuild it with recvae_prep --add-csc)");
+        throw InputError(where +
+                         ": non-zero count differs from train's (a stale copy? rebuild it with recvae_prep --add-csc)");
       has_item_major_ = true;
     }
     if (rows_[split::kValidationFoldIn] != rows_[split::kValidationHoldout])
@@ -273,12 +274,14 @@ std::vector<std::int64_t> SplitFile::read_indptr(const std::string& split, std::
   return read_group_indptr(split, num_rows(split), lo, hi);
 }
 
-CsrMatrix SplitFile::read_compressed(const std::string& group, std::int64_t lo, std::int64_t hi, std::int64_t minor) const {
+CsrMatrix SplitFile::read_compressed(const std::string& group, std::int64_t lo, std::int64_t hi,
+                                     std::int64_t minor) const {
   std::vector<std::int64_t> ptr =
       read_group_indptr(group, group == split::kTrainItemMajor ? num_items_ : num_rows(group), lo, hi);
   const std::string where = path_ + ": " + group;
   const hid_t f = static_cast<hid_t>(file_id_);
-  Handle indices = checked(H5Dopen2(f, (group + "/indices").c_str(), H5P_DEFAULT), H5Dclose, where + ": cannot open indices");
+  Handle indices =
+      checked(H5Dopen2(f, (group + "/indices").c_str(), H5P_DEFAULT), H5Dclose, where + ": cannot open indices");
   Handle data = checked(H5Dopen2(f, (group + "/data").c_str(), H5P_DEFAULT), H5Dclose, where + ": cannot open data");
   const std::int64_t total = dataset_length(indices.get(), where + ": indices");
   if (dataset_length(data.get(), where + ": data") != total)
@@ -318,8 +321,10 @@ std::vector<std::int64_t> SplitFile::read_item_indptr(std::int64_t lo, std::int6
 
 CsrMatrix SplitFile::read_item_columns(std::int64_t lo, std::int64_t hi) const {
   if (!has_item_major_)
-    throw InputError(path_ + ": no item-major copy of train (group train_csc), which ALS models need for their item "
-                     "steps; add it with: recvae_prep --add-csc " + path_);
+    throw InputError(path_ +
+                     ": no item-major copy of train (group train_csc), which ALS models need for their item "
+                     "steps; add it with: recvae_prep --add-csc " +
+                     path_);
   return read_compressed(split::kTrainItemMajor, lo, hi, rows_.at(split::kTrain));
 }
 
@@ -343,7 +348,8 @@ ProtocolInfo SplitFile::read_protocol() const {
   const hid_t f = static_cast<hid_t>(file_id_);
   ProtocolInfo p;
   if (has_attr(f, "source_format")) p.source_format = read_string_attr(f, "source_format", path_);
-  if (has_attr(f, "has_threshold")) p.has_threshold = read_scalar_attr<int>(f, "has_threshold", H5T_NATIVE_INT, path_) != 0;
+  if (has_attr(f, "has_threshold"))
+    p.has_threshold = read_scalar_attr<int>(f, "has_threshold", H5T_NATIVE_INT, path_) != 0;
   if (has_attr(f, "threshold")) p.threshold = read_scalar_attr<double>(f, "threshold", H5T_NATIVE_DOUBLE, path_);
   if (has_attr(f, "min_items_per_user"))
     p.min_items_per_user = read_scalar_attr<std::int64_t>(f, "min_items_per_user", H5T_NATIVE_INT64, path_);

@@ -59,8 +59,8 @@ void write_array(hid_t loc, const char* name, hid_t mem_type, hid_t file_type, c
     hsize_t chunk[1] = {std::min<hsize_t>(n, hsize_t(1) << 20)};
     check(H5Pset_chunk(dcpl.get(), 1, chunk), where + ": cannot set chunking");
   }
-  Handle ds = checked(H5Dcreate2(loc, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                      H5Dclose, where + ": cannot create dataset " + name);
+  Handle ds = checked(H5Dcreate2(loc, name, file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose,
+                      where + ": cannot create dataset " + name);
   if (n > 0) check(H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), where + ": cannot write " + name);
 }
 
@@ -71,8 +71,8 @@ void write_nd_array(hid_t loc, const char* name, hid_t mem_type, hid_t file_type
   for (hsize_t x : d) n *= static_cast<std::size_t>(x);
   Handle space = checked(H5Screate_simple(static_cast<int>(d.size()), d.data(), nullptr), H5Sclose,
                          where + ": cannot create dataspace");
-  Handle ds = checked(H5Dcreate2(loc, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                      H5Dclose, where + ": cannot create dataset " + name);
+  Handle ds = checked(H5Dcreate2(loc, name, file_type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose,
+                      where + ": cannot create dataset " + name);
   if (n > 0) check(H5Dwrite(ds.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data), where + ": cannot write " + name);
 }
 
@@ -82,11 +82,10 @@ void write_strings(hid_t loc, const char* name, const std::vector<std::string>& 
   Handle type = vlen_string_type();
   hsize_t dims[1] = {static_cast<hsize_t>(values.size())};
   Handle space = checked(H5Screate_simple(1, dims, nullptr), H5Sclose, where + ": cannot create dataspace");
-  Handle ds = checked(H5Dcreate2(loc, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                      H5Dclose, where + ": cannot create dataset " + name);
+  Handle ds = checked(H5Dcreate2(loc, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose,
+                      where + ": cannot create dataset " + name);
   if (!values.empty())
-    check(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()),
-          where + ": cannot write " + name);
+    check(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), where + ": cannot write " + name);
 }
 
 // ---------------------------------------------------------------------------------------------

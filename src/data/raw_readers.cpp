@@ -82,8 +82,10 @@ class InputFile {
  private:
   void release() {
     if (!data_) return;
-    if (owned_) std::free(const_cast<char*>(data_));
-    else ::munmap(const_cast<char*>(data_), size_);
+    if (owned_)
+      std::free(const_cast<char*>(data_));
+    else
+      ::munmap(const_cast<char*>(data_), size_);
     data_ = nullptr;
     size_ = 0;
   }
@@ -450,8 +452,7 @@ void parse_movielens(const InputFile& f, Interactions& out, bool progress) {
     } else {
       n = split_fields(line, ',', fld, 4);
     }
-    if (n < 3)
-      parse_error(f.path(), lines.line_no, "expected the columns " + columns + ", got " + quoted(line));
+    if (n < 3) parse_error(f.path(), lines.line_no, "expected the columns " + columns + ", got " + quoted(line));
     std::int64_t u, i;
     float r;
     if (!parse_int(fld[0], u)) parse_error(f.path(), lines.line_no, "non-numeric userId " + quoted(fld[0]));
@@ -514,7 +515,8 @@ std::vector<std::string> netflix_files(const std::vector<std::string>& paths) {
       found = sorted_files(is_dir(ts) ? ts : p, "mv_", ".txt");
     }
     if (found.empty())
-      throw InputError(p + ": directory holds no Netflix files (combined_data_*.txt, training_set/mv_*.txt, or the same with .gz)");
+      throw InputError(
+          p + ": directory holds no Netflix files (combined_data_*.txt, training_set/mv_*.txt, or the same with .gz)");
     files.insert(files.end(), found.begin(), found.end());
   }
   return files;
@@ -558,7 +560,8 @@ Interactions read_netflix(const std::vector<std::string>& paths, bool progress) 
     out.value.reserve(est);
   }
   IntIdMap users, items;
-  Progress prog("reading Netflix files", total_bytes, progress && total_bytes >= static_cast<std::int64_t>(kProgressMinBytes));
+  Progress prog("reading Netflix files", total_bytes,
+                progress && total_bytes >= static_cast<std::int64_t>(kProgressMinBytes));
   std::int64_t done_bytes = 0;
   std::string_view fld[3];
   for (const std::string& file : files) {
@@ -638,8 +641,9 @@ class FieldSplitter {
         while (true) {
           close = line.find('"', close);
           if (close == std::string_view::npos)
-            parse_error(file, line_no, "unterminated quoted field in column " + std::to_string(n + 1) +
-                                           " (a newline inside a quoted field is not supported)");
+            parse_error(file, line_no,
+                        "unterminated quoted field in column " + std::to_string(n + 1) +
+                            " (a newline inside a quoted field is not supported)");
           if (close + 1 < line.size() && line[close + 1] == '"') {
             doubled = true;
             close += 2;
@@ -651,8 +655,8 @@ class FieldSplitter {
         pos = close + 1;
         for (; pos < line.size() && line[pos] != sep_; ++pos)
           if (line[pos] != ' ' && line[pos] != '\t')
-            parse_error(file, line_no, "text after the closing quote of column " + std::to_string(n + 1) + " in " +
-                                           quoted(line));
+            parse_error(file, line_no,
+                        "text after the closing quote of column " + std::to_string(n + 1) + " in " + quoted(line));
         if (doubled && n < max) {
           std::string& s = scratch_[static_cast<std::size_t>(n)];
           s.clear();
@@ -716,7 +720,8 @@ void parse_string_ids(const InputFile& f, LineReader& lines, const ColumnLayout&
     if (line.empty()) continue;
     const int n = fld.split(line, f.path(), lines.line_no);
     if (n < need)
-      parse_error(f.path(), lines.line_no, "expected " + std::to_string(need) + " columns (" + layout.columns + "), got " + quoted(line));
+      parse_error(f.path(), lines.line_no,
+                  "expected " + std::to_string(need) + " columns (" + layout.columns + "), got " + quoted(line));
     std::string_view u = trim(fld[layout.user]), i = trim(fld[layout.item]);
     if (u.empty() || i.empty()) parse_error(f.path(), lines.line_no, "empty user or item id");
     if (!have_last || u != last_user_key) {
@@ -733,7 +738,8 @@ void parse_string_ids(const InputFile& f, LineReader& lines, const ColumnLayout&
     out.item.push_back(items.get(i));
     if (layout.value >= 0) {
       float v;
-      if (!parse_float(fld[layout.value], v)) parse_error(f.path(), lines.line_no, "non-numeric value " + quoted(fld[layout.value]));
+      if (!parse_float(fld[layout.value], v))
+        parse_error(f.path(), lines.line_no, "non-numeric value " + quoted(fld[layout.value]));
       out.value.push_back(v);
     }
     if ((lines.line_no & (kProgressEvery - 1)) == 0) prog.update(lines.p - f.begin());
@@ -803,7 +809,8 @@ Interactions read_csv(const std::string& path, bool progress) {
   FieldSplitter header(',', true, 3);
   const int cols = header.split(line, file, lines.line_no);
   if (cols < 2)
-    parse_error(file, lines.line_no, "header " + quoted(line) + " has fewer than 2 columns, expected " + layout.columns);
+    parse_error(file, lines.line_no,
+                "header " + quoted(line) + " has fewer than 2 columns, expected " + layout.columns);
   layout.value = cols >= 3 ? 2 : -1;
   parse_string_ids(f, lines, layout, out, progress);
   return out;
@@ -826,17 +833,22 @@ Interactions read_recbole(const std::string& path, bool progress) {
   std::size_t start = 0;
   for (int col = 0;; ++col) {
     const std::size_t tab = line.find('\t', start);
-    std::string_view field = trim(line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
+    std::string_view field =
+        trim(line.substr(start, tab == std::string_view::npos ? std::string_view::npos : tab - start));
     const std::string_view name = trim(field.substr(0, field.find(':')));
-    if (name == "user_id" && layout.user < 0) layout.user = col;
-    else if (name == "item_id" && layout.item < 0) layout.item = col;
-    else if (name == "rating" && layout.value < 0) layout.value = col;
+    if (name == "user_id" && layout.user < 0)
+      layout.user = col;
+    else if (name == "item_id" && layout.item < 0)
+      layout.item = col;
+    else if (name == "rating" && layout.value < 0)
+      layout.value = col;
     if (tab == std::string_view::npos) break;
     start = tab + 1;
   }
   if (layout.user < 0 || layout.item < 0)
-    parse_error(file, lines.line_no, "header " + quoted(line) + " has no " + (layout.user < 0 ? "user_id" : "item_id") +
-                                         " column, expected " + layout.columns);
+    parse_error(file, lines.line_no,
+                "header " + quoted(line) + " has no " + (layout.user < 0 ? "user_id" : "item_id") +
+                    " column, expected " + layout.columns);
   parse_string_ids(f, lines, layout, out, progress);
   return out;
 }
@@ -862,14 +874,17 @@ UidSid read_uid_sid(const std::string& file) {
   std::string_view h[2];
   int n = split_fields(line, ',', h, 2);
   int uc = -1;
-  if (n == 2 && trim(h[0]) == "uid" && trim(h[1]) == "sid") uc = 0;
-  else if (n == 2 && trim(h[0]) == "sid" && trim(h[1]) == "uid") uc = 1;
+  if (n == 2 && trim(h[0]) == "uid" && trim(h[1]) == "sid")
+    uc = 0;
+  else if (n == 2 && trim(h[0]) == "sid" && trim(h[1]) == "uid")
+    uc = 1;
   if (uc < 0) parse_error(file, lines.line_no, "unexpected header " + quoted(line) + ", expected uid,sid");
   UidSid out;
   std::string_view fld[2];
   while (lines.next(line)) {
     if (trim(line).empty()) continue;
-    if (split_fields(line, ',', fld, 2) != 2) parse_error(file, lines.line_no, "expected 2 columns uid,sid, got " + quoted(line));
+    if (split_fields(line, ',', fld, 2) != 2)
+      parse_error(file, lines.line_no, "expected 2 columns uid,sid, got " + quoted(line));
     std::int64_t u, s;
     if (!parse_int(fld[uc], u) || u < 0) parse_error(file, lines.line_no, "bad uid " + quoted(fld[uc]));
     if (!parse_int(fld[1 - uc], s) || s < 0) parse_error(file, lines.line_no, "bad sid " + quoted(fld[1 - uc]));
@@ -898,8 +913,9 @@ CsrMatrix to_csr(const UidSid& t, std::int64_t base, std::int64_t rows, std::int
   std::vector<float> v(t.uid.size(), 1.0f);
   for (std::size_t k = 0; k < t.uid.size(); ++k) {
     if (t.sid[k] >= cols)
-      parse_error(file, t.line[k], "sid " + std::to_string(t.sid[k]) + " out of range: unique_sid.txt lists " +
-                                       std::to_string(cols) + " items");
+      parse_error(
+          file, t.line[k],
+          "sid " + std::to_string(t.sid[k]) + " out of range: unique_sid.txt lists " + std::to_string(cols) + " items");
     r[k] = t.uid[k] - base;
     c[k] = static_cast<std::int32_t>(t.sid[k]);
   }

@@ -19,8 +19,10 @@ std::int64_t boundary(const std::vector<std::int64_t>& indptr, int k, int size) 
   std::int64_t lo = 0, hi = rows;
   while (lo < hi) {
     std::int64_t mid = (lo + hi) / 2;
-    if (static_cast<long double>(indptr[mid] - indptr[0] + mid) >= target) hi = mid;
-    else lo = mid + 1;
+    if (static_cast<long double>(indptr[mid] - indptr[0] + mid) >= target)
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   return lo;
 }

@@ -68,9 +68,8 @@ double sparsity_pct(std::int64_t nnz, std::int64_t users, std::int64_t items) {
 
 void print_stage(bool verbose, const char* stage, std::int64_t nnz, std::int64_t users, std::int64_t items) {
   if (!verbose) return;
-  std::printf("%-28s %12lld interactions %9lld users %8lld items  density %.4f%%\n", stage,
-              static_cast<long long>(nnz), static_cast<long long>(users), static_cast<long long>(items),
-              sparsity_pct(nnz, users, items));
+  std::printf("%-28s %12lld interactions %9lld users %8lld items  density %.4f%%\n", stage, static_cast<long long>(nnz),
+              static_cast<long long>(users), static_cast<long long>(items), sparsity_pct(nnz, users, items));
   std::fflush(stdout);
 }
 
@@ -211,8 +210,8 @@ SplitData apply_protocol(Interactions&& in, const ProtocolOptions& o, bool verbo
   std::int64_t n_heldout = o.heldout_users;
   if (n_heldout < 0) n_heldout = std::max<std::int64_t>(1, n_users / 10);
   if (2 * n_heldout >= n_users)
-    throw InputError(src + ": 2 x heldout-users = " + std::to_string(2 * n_heldout) +
-                     " must be less than the " + std::to_string(n_users) + " users left after filtering");
+    throw InputError(src + ": 2 x heldout-users = " + std::to_string(2 * n_heldout) + " must be less than the " +
+                     std::to_string(n_users) + " users left after filtering");
 
   // 4. Shuffle users (Fisher-Yates), last 2n are held out.
   SplitMix64 rng(o.seed);

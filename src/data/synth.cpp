@@ -103,7 +103,8 @@ ProtocolOptions synth_protocol(const SynthOptions& s) {
 
 Interactions generate_synthetic(const SynthOptions& o, bool progress) {
   if (o.users < 1 || o.items < 1) throw InputError("synthetic data needs at least one user and one item");
-  if (o.users > (std::int64_t(1) << 31) || o.items > (std::int64_t(1) << 31)) throw InputError("too many users or items");
+  if (o.users > (std::int64_t(1) << 31) || o.items > (std::int64_t(1) << 31))
+    throw InputError("too many users or items");
   if (o.groups < 1) throw InputError("synthetic data needs at least one taste group");
   if (!(o.mean_items > 0)) throw InputError("mean items per user must be positive");
   const auto U = static_cast<std::size_t>(o.users), I = static_cast<std::size_t>(o.items);
@@ -136,9 +137,7 @@ Interactions generate_synthetic(const SynthOptions& o, bool progress) {
   const std::int64_t hi = std::max<std::int64_t>(lo, o.items / 4);
   std::vector<double> raw(U);
   for (std::size_t u = 0; u < U; ++u) raw[u] = std::exp(o.activity_sigma * rng.normal());
-  auto count_for = [&](double scale, double x) {
-    return std::clamp<std::int64_t>(std::llround(scale * x), lo, hi);
-  };
+  auto count_for = [&](double scale, double x) { return std::clamp<std::int64_t>(std::llround(scale * x), lo, hi); };
   const double target = o.mean_items * static_cast<double>(U);
   double s_lo = 0.0, s_hi = o.mean_items * 4;
   for (int iter = 0; iter < 50; ++iter) {
@@ -151,7 +150,8 @@ Interactions generate_synthetic(const SynthOptions& o, bool progress) {
 
   Interactions out;
   out.source = "synthetic:" + o.preset;
-  const std::size_t expected = static_cast<std::size_t>(target * 1.01) + static_cast<std::size_t>(o.min_users_per_item) * I;
+  const std::size_t expected =
+      static_cast<std::size_t>(target * 1.01) + static_cast<std::size_t>(o.min_users_per_item) * I;
   out.user.reserve(expected);
   out.item.reserve(expected);
   std::vector<std::uint32_t> stamp(I, 0);  // user index + 1 that last took the item
@@ -175,8 +175,10 @@ Interactions generate_synthetic(const SynthOptions& o, bool progress) {
       for (int attempt = 0; attempt < 24 && !found; ++attempt) {
         const double r = rng.uniform();
         const AliasTable* t;
-        if (attempt >= 16 || r < o.noise_share) t = &global;
-        else t = &group_table[(g2 != g1 && rng.uniform() >= w1) ? g2 : g1];
+        if (attempt >= 16 || r < o.noise_share)
+          t = &global;
+        else
+          t = &group_table[(g2 != g1 && rng.uniform() >= w1) ? g2 : g1];
         if (t->empty()) t = &global;
         item = t->draw(rng);
         found = stamp[item] != mark;

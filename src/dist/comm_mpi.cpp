@@ -26,33 +26,28 @@ class MpiCommunicator final : public Communicator {
 
   void allreduce_sum(float* data, std::size_t count) override {
     if (info_.size == 1) return;
-    in_slices(count, [&](std::size_t off, int n) {
-      MPI_Allreduce(MPI_IN_PLACE, data + off, n, MPI_FLOAT, MPI_SUM, comm_);
-    });
+    in_slices(count,
+              [&](std::size_t off, int n) { MPI_Allreduce(MPI_IN_PLACE, data + off, n, MPI_FLOAT, MPI_SUM, comm_); });
   }
   void broadcast(float* data, std::size_t count, int root) override {
     if (info_.size == 1) return;
     in_slices(count, [&](std::size_t off, int n) { MPI_Bcast(data + off, n, MPI_FLOAT, root, comm_); });
   }
   void allreduce_sum_host(double* data, std::size_t count) override {
-    in_slices(count, [&](std::size_t off, int n) {
-      MPI_Allreduce(MPI_IN_PLACE, data + off, n, MPI_DOUBLE, MPI_SUM, comm_);
-    });
+    in_slices(count,
+              [&](std::size_t off, int n) { MPI_Allreduce(MPI_IN_PLACE, data + off, n, MPI_DOUBLE, MPI_SUM, comm_); });
   }
   void allreduce_max_host(std::int64_t* data, std::size_t count) override {
-    in_slices(count, [&](std::size_t off, int n) {
-      MPI_Allreduce(MPI_IN_PLACE, data + off, n, MPI_INT64_T, MPI_MAX, comm_);
-    });
+    in_slices(count,
+              [&](std::size_t off, int n) { MPI_Allreduce(MPI_IN_PLACE, data + off, n, MPI_INT64_T, MPI_MAX, comm_); });
   }
   void allreduce_min_host(std::int64_t* data, std::size_t count) override {
-    in_slices(count, [&](std::size_t off, int n) {
-      MPI_Allreduce(MPI_IN_PLACE, data + off, n, MPI_INT64_T, MPI_MIN, comm_);
-    });
+    in_slices(count,
+              [&](std::size_t off, int n) { MPI_Allreduce(MPI_IN_PLACE, data + off, n, MPI_INT64_T, MPI_MIN, comm_); });
   }
   void broadcast_host(void* data, std::size_t bytes, int root) override {
-    in_slices(bytes, [&](std::size_t off, int n) {
-      MPI_Bcast(static_cast<char*>(data) + off, n, MPI_BYTE, root, comm_);
-    });
+    in_slices(bytes,
+              [&](std::size_t off, int n) { MPI_Bcast(static_cast<char*>(data) + off, n, MPI_BYTE, root, comm_); });
   }
   void barrier() override { MPI_Barrier(comm_); }
   [[noreturn]] void abort(int exit_code, const std::string& message) override {
@@ -70,8 +65,6 @@ class MpiCommunicator final : public Communicator {
 }  // namespace
 
 std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD); }
-std::unique_ptr<Communicator> make_mpi_self_communicator() {
-  return std::make_unique<MpiCommunicator>(MPI_COMM_SELF);
-}
+std::unique_ptr<Communicator> make_mpi_self_communicator() { return std::make_unique<MpiCommunicator>(MPI_COMM_SELF); }
 
 }  // namespace recvae

@@ -10,10 +10,9 @@ torch::Device pick_device(const DistConfig& dist, const ProcessInfo& proc) {
   if (proc.local_rank < count) return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(proc.local_rank));
   // No GPU of its own: fine on a CPU-only node with device auto; otherwise only when allowed.
   if (dist.device == "auto" && (count == 0 || dist.allow_cpu)) return torch::kCPU;
-  throw InputError("rank " + std::to_string(proc.rank) + " (local rank " + std::to_string(proc.local_rank) +
-                   " of " + std::to_string(proc.local_size) + " on its node) has no GPU of its own (" +
-                   std::to_string(count) + " visible); start at most one rank per GPU, or set dist.allow_cpu=true " +
-                   "or dist.device=cpu");
+  throw InputError("rank " + std::to_string(proc.rank) + " (local rank " + std::to_string(proc.local_rank) + " of " +
+                   std::to_string(proc.local_size) + " on its node) has no GPU of its own (" + std::to_string(count) +
+                   " visible); start at most one rank per GPU, or set dist.allow_cpu=true " + "or dist.device=cpu");
 }
 
 std::unique_ptr<Communicator> make_communicator(const Config& config) {

@@ -98,8 +98,7 @@ double recall_at_k(const std::vector<std::int32_t>& ranked, const std::int32_t* 
 }
 
 MetricSums score_rows(const float* scores, std::int64_t row_stride, std::int64_t rows, std::int64_t items,
-                      const CsrMatrix& fold_in, const CsrMatrix& holdout, std::int64_t first_row,
-                      int threads) {
+                      const CsrMatrix& fold_in, const CsrMatrix& holdout, std::int64_t first_row, int threads) {
   // Per-user values are computed in parallel and summed in row order, so the sums do not depend
   // on the number of threads.
   std::vector<double> values(static_cast<size_t>(rows) * 3, 0.0);
@@ -124,8 +123,7 @@ MetricSums score_rows(const float* scores, std::int64_t row_stride, std::int64_t
   } else {
     std::vector<std::thread> pool;
     const std::int64_t chunk = (rows + workers - 1) / workers;
-    for (std::int64_t t = 0; t < workers; ++t)
-      pool.emplace_back(work, t * chunk, std::min(rows, (t + 1) * chunk));
+    for (std::int64_t t = 0; t < workers; ++t) pool.emplace_back(work, t * chunk, std::min(rows, (t + 1) * chunk));
     for (auto& th : pool) th.join();
   }
   MetricSums sums;

@@ -1,6 +1,6 @@
 #include "recvae/models/autorec.h"
 
-#include "recvae/models/sparse_ops.h"
+#include "recvae/linalg/sparse_ops.h"
 #include "recvae/util/config.h"
 
 namespace recvae {
@@ -45,6 +45,17 @@ torch::Tensor AutoRecModel::regularizer(const StepContext&) {
 torch::Tensor AutoRecModel::scores(const SparseBatch& fold_in) {
   torch::NoGradGuard guard;
   return net_->forward(fold_in, fold_in.values);
+}
+
+std::unique_ptr<AutoRecModel> make_autorec(const Config& c, const ModelContext& ctx) {
+  return std::make_unique<AutoRecModel>(c.section<AutoRecConfig>(), c.train.dropout, ctx);
+}
+
+void AutoRecConfig::declare(KeyTable& t) {
+  t.num("hidden_dim", hidden_dim, 1, 1 << 20, "hidden width");
+  t.num("l2", l2, 0.0, 1e9,
+        "lambda of the objective sum_u |x_u - out_u|^2 + lambda/2 (|W|^2 + |V|^2); a step adds lambda/(2 N_users) "
+        "(|W|^2 + |V|^2) to its mean loss");
 }
 
 std::vector<std::pair<std::string, std::int64_t>> AutoRecModel::shape() const {

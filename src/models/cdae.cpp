@@ -1,6 +1,6 @@
 #include "recvae/models/cdae.h"
 
-#include "recvae/models/sparse_ops.h"
+#include "recvae/linalg/sparse_ops.h"
 #include "recvae/util/config.h"
 
 namespace recvae {
@@ -77,6 +77,18 @@ torch::Tensor CDAEModel::scores(const SparseBatch& fold_in) {
   }
   torch::NoGradGuard guard;
   return net_->forward(fold_in, fold_in.values, v.detach());
+}
+
+std::unique_ptr<CDAEModel> make_cdae(const Config& c, const ModelContext& ctx) {
+  return std::make_unique<CDAEModel>(c.section<CDAEConfig>(), c.train.dropout, ctx);
+}
+
+void CDAEConfig::declare(KeyTable& t) {
+  t.num("hidden_dim", hidden_dim, 1, 1 << 20, "hidden width K");
+  t.num("l2", l2, 0.0, 1e6, "l2/2 * (|W|^2 + |W'|^2) per step, and l2/2 * |V_u|^2 per user in the loss");
+  t.num("foldin_steps", foldin_steps, 0, 100000,
+        "held-out users: Adam steps fitting their V_u on the fold-in row, network frozen (0: V_u = 0)");
+  t.num("foldin_lr", foldin_lr, 0.0, 1e3, "learning rate of those steps", /*open_lo=*/true);
 }
 
 std::vector<std::pair<std::string, std::int64_t>> CDAEModel::shape() const {

@@ -7,9 +7,9 @@
 
 #include "recvae/data/csr.h"
 #include "recvae/dist/comm.h"
-#include "recvae/models/gram.h"
-#include "recvae/models/spd_inverse.h"
-#include "recvae/models/sparse_ops.h"
+#include "recvae/linalg/gram.h"
+#include "recvae/linalg/spd_inverse.h"
+#include "recvae/linalg/sparse_ops.h"
 #include "recvae/util/config.h"
 #include "recvae/util/error.h"
 
@@ -138,6 +138,25 @@ torch::Tensor EASEModel::scores(const SparseBatch& fold_in) {
   // x_u B: the rows of B at the user's items, weighted by x_u (Note [Sparse input]).
   auto s = sparse_linear(b_, torch::Tensor(), fold_in, fold_in.values.to(b_.scalar_type()));
   return s.to(torch::kFloat32);
+}
+
+std::unique_ptr<EASEModel> make_ease(const Config& c, const ModelContext& ctx) {
+  return std::make_unique<EASEModel>(c.section<EASEConfig>(), ctx);
+}
+
+void EASEConfig::declare(KeyTable& t) {
+  t.numbers("lambda", lambda, "lambda", /*positive=*/true,
+            "L2 weight, or a list: each value is fitted (the Gram matrix is recomputed for each: cheap next to the "
+            "solve), evaluated on validation, and the best is tested and saved (`metrics.jsonl` has one line per "
+            "value, `final.json` its `best_fit`)");
+  t.text("precision", precision, {"float64", "float32"},
+         "`float64` or `float32`: the precision of G, of its inverse and of B. On the host the inverse is taken in "
+         "place by LAPACK (potrf/potri), so a fit needs one items x items matrix: 8 x items^2 bytes in float64, 4 x "
+         "items^2 in float32 (41k items: 13.4 / 6.7 GB). A float32 G is reduced through the backend's data "
+         "collective (NCCL on GPUs)");
+  t.num("memory_limit_gb", memory_limit_gb, 0.0, 1e9,
+        "refuse a fit needing more host memory per rank than this (the matrix above; without LAPACK in the build, "
+        "three of them); 0: 80% of the node's memory divided by the ranks on the node (each holds its own copy)");
 }
 
 }  // namespace recvae

@@ -2,7 +2,7 @@
 
 #include "recvae/data/csr.h"
 #include "recvae/dist/comm.h"
-#include "recvae/models/gram.h"
+#include "recvae/linalg/gram.h"
 #include "recvae/util/config.h"
 
 namespace recvae {

@@ -1,6 +1,6 @@
 #include "recvae/models/multdae.h"
 
-#include "recvae/models/sparse_ops.h"
+#include "recvae/linalg/sparse_ops.h"
 #include "recvae/util/config.h"
 
 namespace recvae {
@@ -44,6 +44,15 @@ torch::Tensor MultDAEModel::regularizer(const StepContext&) {
 torch::Tensor MultDAEModel::scores(const SparseBatch& fold_in) {
   torch::NoGradGuard guard;
   return net_->forward(fold_in, fold_in.clean_input);
+}
+
+std::unique_ptr<MultDAEModel> make_multdae(const Config& c, const ModelContext& ctx) {
+  return std::make_unique<MultDAEModel>(c.section<MultDAEConfig>(), c.train.dropout, ctx);
+}
+
+void MultDAEConfig::declare(KeyTable& t) {
+  t.num("latent_dim", latent_dim, 1, 1 << 20, "hidden width");
+  t.num("l2", l2, 0.0, 1e6, "weight penalty l2 * sum |W|^2 per step (the notebook's lam = 0.01 / batch size)");
 }
 
 std::vector<std::pair<std::string, std::int64_t>> MultDAEModel::shape() const {

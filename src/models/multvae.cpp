@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "recvae/models/sparse_ops.h"
+#include "recvae/linalg/sparse_ops.h"
 #include "recvae/util/config.h"
 
 namespace recvae {
@@ -31,7 +31,11 @@ torch::Tensor MultVAENetImpl::decode(const torch::Tensor& z) { return p2(torch::
 std::vector<torch::Tensor> MultVAENetImpl::weights() const { return {q1_w, q2->weight, p1->weight, p2->weight}; }
 
 MultVAEModel::MultVAEModel(const MultVAEConfig& c, double dropout, const ModelContext& ctx)
-    : SingleNetworkModel(dropout), beta_cap_(c.beta_cap), l2_(c.l2), anneal_steps_(c.anneal_steps), hidden_(c.hidden_dim) {
+    : SingleNetworkModel(dropout),
+      beta_cap_(c.beta_cap),
+      l2_(c.l2),
+      anneal_steps_(c.anneal_steps),
+      hidden_(c.hidden_dim) {
   net_ = MultVAENet(ctx.items, c.hidden_dim, c.latent_dim);
   net_->to(ctx.device);
   network_ = net_.ptr();
@@ -71,6 +75,20 @@ torch::Tensor MultVAEModel::regularizer(const StepContext&) {
 torch::Tensor MultVAEModel::scores(const SparseBatch& fold_in) {
   torch::NoGradGuard guard;
   return net_->decode(net_->encode(fold_in, fold_in.clean_input).first);
+}
+
+std::unique_ptr<MultVAEModel> make_multvae(const Config& c, const ModelContext& ctx) {
+  return std::make_unique<MultVAEModel>(c.section<MultVAEConfig>(), c.train.dropout, ctx);
+}
+
+void MultVAEConfig::declare(KeyTable& t) {
+  t.num("hidden_dim", hidden_dim, 1, 1 << 20, "width of the encoder's and the decoder's hidden layer");
+  t.num("latent_dim", latent_dim, 1, 1 << 20, "latent width");
+  t.num("beta_cap", beta_cap, 0.0, 1e6, "KL weight ceiling (the notebook's `anneal_cap`)");
+  t.num("anneal_steps", anneal_steps, 0, 1LL << 40,
+        "beta = min(beta_cap, global step / anneal_steps), global steps counted over the whole run and every rank "
+        "(0: beta_cap throughout)");
+  t.num("l2", l2, 0.0, 1e6, "weight penalty l2 * sum |W|^2 per step (the notebook's `lam`, 0 for the VAE)");
 }
 
 std::vector<std::pair<std::string, std::int64_t>> MultVAEModel::shape() const {

@@ -7,9 +7,12 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "recvae/models/sparse_ops.h"
+#include "recvae/linalg/sparse_ops.h"
+#include "recvae/models/multvae.h"
+#include "recvae/models/recvae.h"
 #include "recvae/util/config.h"
 #include "recvae/util/error.h"
+#include "recvae/util/run_dir.h"
 
 namespace recvae {
 
@@ -75,7 +78,8 @@ torch::Tensor unseen_ndcg(const torch::Tensor& logits, const SparseBatch& b, int
                     -std::numeric_limits<float>::infinity());
   auto unseen = torch::zeros_like(ranked);
   auto dropped = seen.logical_not();
-  unseen.index_put_({b.nnz_row.masked_select(dropped), b.cols.masked_select(dropped)}, torch::ones({1}, unseen.options()));
+  unseen.index_put_({b.nnz_row.masked_select(dropped), b.cols.masked_select(dropped)},
+                    torch::ones({1}, unseen.options()));
   auto top = std::get<1>(ranked.topk(kk, 1));  // best first
   auto discount = 1.0 / torch::log2(torch::arange(2, kk + 2, ranked.options()));
   auto dcg = (unseen.gather(1, top) * discount).sum(1);
@@ -122,17 +126,18 @@ void CriticImpl::set_moments(const torch::Tensor& mean, const torch::Tensor& var
 }
 
 RaCTModel::RaCTModel(const Config& c, const ModelContext& ctx)
-    : actor_epochs_(c.ract.actor_epochs),
-      critic_epochs_(c.ract.critic_epochs),
+    : actor_epochs_(c.section<RaCTConfig>().actor_epochs),
+      critic_epochs_(c.section<RaCTConfig>().critic_epochs),
       dropout_(c.train.dropout),
-      critic_lr_(c.ract.critic_lr),
-      actor_lr_(c.ract.actor_lr),
-      critic_l2_(c.ract.critic_l2),
+      critic_lr_(c.section<RaCTConfig>().critic_lr),
+      actor_lr_(c.section<RaCTConfig>().actor_lr),
+      critic_l2_(c.section<RaCTConfig>().critic_l2),
       batch_size_(static_cast<double>(c.train.batch_size)) {
-  Config actor_config = c;
-  actor_config.model.type = c.ract.actor;
-  actor_ = make_model(actor_config, ctx);
-  if (actor_->noise_dim() == 0) throw std::logic_error("ract: actor " + c.ract.actor + " draws no noise");
+  const RaCTConfig& r = c.section<RaCTConfig>();
+  if (r.actor == "recvae")
+    actor_ = make_recvae(c, ctx);
+  else
+    actor_ = make_multvae(c, ctx);
   critic_ = Critic();
   critic_->to(ctx.device);
   // The root names the actor's module "actor" without owning it: the actor model owns it and
@@ -142,25 +147,18 @@ RaCTModel::RaCTModel(const Config& c, const ModelContext& ctx)
   root_->register_module("critic", critic_.ptr());
   critic_group_ = static_cast<int>(actor_->parameter_groups().size());
   ac_group_ = critic_group_ + 1;
-  if (!c.ract.actor_run.empty()) load_actor(c.ract.actor_run, c.ract.actor, ctx.device);
+  if (!r.actor_run.empty()) load_actor(r.actor_run, r.actor, ctx.device);
 }
 
 void RaCTModel::load_actor(const std::string& dir, const std::string& actor_type, const torch::Device& device) {
-  const std::string path = dir + "/best_model.pt";
+  const RunDir run(dir);
+  const std::string path = run.best_model();
   if (!std::filesystem::exists(path))
     throw InputError("ract.actor_run: " + path + " not found (give the run directory of a finished " + actor_type +
                      " run with output.save_model: true)");
-  std::ifstream final_json(dir + "/final.json");
-  std::stringstream text;
-  text << final_json.rdbuf();
-  const std::string marker = "\"model\": \"";
-  const auto at = text.str().find(marker);
-  if (at != std::string::npos) {
-    const auto from = at + marker.size();
-    const std::string made_by = text.str().substr(from, text.str().find('"', from) - from);
-    if (made_by != actor_type)
-      throw InputError("ract.actor_run: " + dir + " is a " + made_by + " run, but ract.actor is " + actor_type);
-  }
+  const std::string made_by = run.model_type();
+  if (!made_by.empty() && made_by != actor_type)
+    throw InputError("ract.actor_run: " + dir + " is a " + made_by + " run, but ract.actor is " + actor_type);
   torch::nn::Module& m = actor_->module();
   std::vector<std::pair<std::string, std::vector<std::int64_t>>> expected;
   for (const auto& p : m.named_parameters()) expected.emplace_back(p.key(), p.value().sizes().vec());
@@ -170,7 +168,8 @@ void RaCTModel::load_actor(const std::string& dir, const std::string& actor_type
     torch::NoGradGuard guard;
     m.load(archive);
   } catch (const c10::Error& e) {
-    throw InputError("ract.actor_run: cannot load " + path + " as a " + actor_type + " actor: " + e.what_without_backtrace());
+    throw InputError("ract.actor_run: cannot load " + path + " as a " + actor_type +
+                     " actor: " + e.what_without_backtrace());
   }
   // Module::load adopts the saved tensors whatever their shapes: compare them with the config's.
   auto loaded = m.named_parameters();
@@ -271,6 +270,54 @@ std::vector<std::pair<std::string, double>> RaCTModel::pass_summary(const PassSp
   const double cov = s[5] / n - mt * me;
   const double corr = vt > 0 && ve > 0 ? cov / std::sqrt(vt * ve) : 0.0;
   return {{"critic_mse", (s[2] - 2 * s[5] + s[4]) / n}, {"critic_corr", corr}, {"true_ndcg", mt}, {"critic_mean", me}};
+}
+
+std::unique_ptr<RaCTModel> make_ract(const Config& c, const ModelContext& ctx) {
+  return std::make_unique<RaCTModel>(c, ctx);
+}
+
+void RaCTConfig::declare(KeyTable& t) {
+  t.text("actor", actor, {"multvae", "recvae"},
+         "the actor: `multvae` (the paper) or `recvae`; its section (`multvae:` / `recvae:`) gives its shape and loss");
+  t.text("actor_run", actor_run, {},
+         "a finished run directory of the actor's type whose `best_model.pt` is the starting actor; its shape must "
+         "match the actor's section");
+  t.num("actor_epochs", actor_epochs, 0, 1e6,
+        "maximum-likelihood epochs of the actor in this run (its own schedule, `train.lr`), when there is no "
+        "`actor_run`; one of the two is required");
+  t.num("critic_epochs", critic_epochs, 0, 1e6,
+        "critic pre-training epochs with the actor fixed; the first starts with a forward-only pass that measures "
+        "the critic's feature moments");
+  t.num("ac_epochs", ac_epochs, 0, 1e6,
+        "actor-critic epochs: every step trains the critic and moves the actor to raise the critic's estimate");
+  t.num("critic_lr", critic_lr, 0.0, 1e3, "Adam learning rate of the critic", /*open_lo=*/true);
+  t.num("actor_lr", actor_lr, 0.0, 1e3,
+        "Adam learning rate of the actor in the actor-critic epochs (a fresh optimiser)", /*open_lo=*/true);
+  t.num("critic_l2", critic_l2, 0.0, 1e6,
+        "critic penalty critic_l2 * |theta|^2 / train.batch_size per step (the authors' 2 * l2_regularizer(1e-4) / "
+        "batch)");
+}
+
+void RaCTConfig::validate(const Config& c, const std::string& source) const {
+  const int phases = actor_epochs + critic_epochs + ac_epochs;
+  if (actor_run.empty() && actor_epochs == 0)
+    throw InputError(source + ": ract needs an actor: set ract.actor_run (a finished " + actor +
+                     " run directory) or ract.actor_epochs > 0");
+  if (!actor_run.empty() && actor_epochs > 0)
+    throw InputError(source + ": set either ract.actor_run or ract.actor_epochs, not both");
+  if (c.train.epochs >= 0 && c.train.epochs != phases)
+    throw InputError(source + ": config key 'train.epochs' is " + std::to_string(c.train.epochs) +
+                     " but ract.actor_epochs + ract.critic_epochs + ract.ac_epochs is " + std::to_string(phases) +
+                     " (leave train.epochs out for ract)");
+  if (c.train.dropout == 0)
+    throw InputError(source + ": ract needs train.dropout > 0 (the dropped items are the critic's unseen items)");
+}
+
+TrainDefaults RaCTConfig::train_defaults(const Config& c) const {
+  TrainDefaults d;  // RaCT pre-trains its actor with the actor's own defaults
+  if (const ConfigSection* a = c.sections.find(actor)) d = a->train_defaults(c);
+  d.epochs = actor_epochs + critic_epochs + ac_epochs;
+  return d;
 }
 
 std::vector<std::pair<std::string, std::int64_t>> RaCTModel::shape() const {

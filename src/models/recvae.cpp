@@ -1,13 +1,16 @@
 #include "recvae/models/recvae.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 
 #include "recvae/dist/comm.h"
 #include "recvae/models/implicit_slim.h"
-#include "recvae/models/sparse_ops.h"
+#include "recvae/linalg/sparse_ops.h"
 #include "recvae/util/config.h"
+#include "recvae/util/error.h"
 
 namespace recvae {
 
@@ -22,8 +25,8 @@ torch::Tensor log_norm_pdf(const torch::Tensor& x, const torch::Tensor& mu, cons
 }
 
 torch::Tensor composite_prior_log_density(const torch::Tensor& z, const torch::Tensor& mu_old,
-                                          const torch::Tensor& logvar_old,
-                                          const std::array<double, 3>& weights, double wide_logvar) {
+                                          const torch::Tensor& logvar_old, const std::array<double, 3>& weights,
+                                          double wide_logvar) {
   auto zero = torch::zeros_like(z);
   auto standard = log_norm_pdf(z, zero, zero) + std::log(weights[0]);
   auto posterior = log_norm_pdf(z, mu_old, logvar_old) + std::log(weights[1]);
@@ -31,18 +34,17 @@ torch::Tensor composite_prior_log_density(const torch::Tensor& z, const torch::T
   return torch::logsumexp(torch::stack({standard, posterior, wide}, -1), -1);
 }
 
-EncoderImpl::EncoderImpl(const ModelShape& shape) {
+EncoderImpl::EncoderImpl(const RecVAEShape& shape) {
   w1 = register_parameter("w1", torch::empty({shape.items, shape.hidden}));
   b1 = register_parameter("b1", torch::empty({shape.hidden}));
   init_torch_default(w1, shape.items);
   init_torch_default(b1, shape.items);
   for (int i = 0; i < 5; ++i) {
     if (i > 0)
-      fc_.push_back(register_module("fc" + std::to_string(i + 1),
-                                    torch::nn::Linear(shape.hidden, shape.hidden)));
-    ln_.push_back(register_module(
-        "ln" + std::to_string(i + 1),
-        torch::nn::LayerNorm(torch::nn::LayerNormOptions({shape.hidden}).eps(shape.layernorm_eps))));
+      fc_.push_back(register_module("fc" + std::to_string(i + 1), torch::nn::Linear(shape.hidden, shape.hidden)));
+    ln_.push_back(
+        register_module("ln" + std::to_string(i + 1),
+                        torch::nn::LayerNorm(torch::nn::LayerNormOptions({shape.hidden}).eps(shape.layernorm_eps))));
   }
   mu_ = register_module("fc_mu", torch::nn::Linear(shape.hidden, shape.latent));
   logvar_ = register_module("fc_logvar", torch::nn::Linear(shape.hidden, shape.latent));
@@ -73,8 +75,7 @@ std::pair<torch::Tensor, torch::Tensor> EncoderImpl::forward_dense(const torch::
   return layers_after_first(torch::addmm(b1, x, w1));
 }
 
-RecVAEImpl::RecVAEImpl(const ModelShape& shape, const std::array<double, 3>& prior_weights,
-                       double prior_wide_logvar)
+RecVAEImpl::RecVAEImpl(const RecVAEShape& shape, const std::array<double, 3>& prior_weights, double prior_wide_logvar)
     : shape_(shape), prior_weights_(prior_weights), prior_wide_logvar_(prior_wide_logvar) {
   encoder = register_module("encoder", Encoder(shape));
   encoder_old = register_module("encoder_old", Encoder(shape));
@@ -130,8 +131,8 @@ RecVAEModel::RecVAEModel(const RecVAEConfig& c, double dropout, const ModelConte
       alternating_(c.alternating),
       dropout_(dropout),
       implicit_slim_(implicit_slim) {
-  net_ = RecVAE(ModelShape{ctx.items, c.hidden_dim, c.latent_dim, c.layernorm_eps}, c.prior_weights,
-                c.prior_wide_logvar);
+  net_ =
+      RecVAE(RecVAEShape{ctx.items, c.hidden_dim, c.latent_dim, c.layernorm_eps}, c.prior_weights, c.prior_wide_logvar);
   net_->to(ctx.device);
   net_->train();
 }
@@ -181,8 +182,59 @@ bool RecVAEModel::before_epoch(int epoch, const FitContext& ctx) {
   return true;
 }
 
+std::unique_ptr<RecVAEModel> make_recvae(const Config& c, const ModelContext& ctx) {
+  return std::make_unique<RecVAEModel>(c.section<RecVAEConfig>(), c.train.dropout, ctx, c.model.implicit_slim);
+}
+
+void RecVAEConfig::declare(KeyTable& t) {
+  t.num("hidden_dim", hidden_dim, 1, 1 << 20, "encoder width H");
+  t.num("latent_dim", latent_dim, 1, 1 << 20, "latent width D");
+  t.num("layernorm_eps", layernorm_eps, 0.0, 1e9,
+        "LayerNorm eps (the reference code's current value; the paper-era code used 1e-5)", /*open_lo=*/true);
+  t.custom(
+      "prior_weights",
+      [this, &t](const YAML::Node& n, const std::string& key) {
+        if (!n.IsSequence() || n.size() != 3) t.fail(key, "expected a list of 3 numbers");
+        double sum = 0;
+        for (int i = 0; i < 3; ++i) {
+          double w = 0;
+          try {
+            w = n[i].as<double>();
+          } catch (const YAML::Exception&) {
+            t.fail(key, "expected a list of 3 numbers");
+          }
+          if (!(w > 0)) t.fail(key, "weights must be > 0");
+          prior_weights[i] = w;
+          sum += w;
+        }
+        if (std::abs(sum - 1.0) > 1e-6) t.fail(key, "weights must sum to 1");
+      },
+      [this] {
+        YAML::Node n(YAML::NodeType::Sequence);
+        for (double w : prior_weights) n.push_back(w);
+        n.SetStyle(YAML::EmitterStyle::Flow);
+        return n;
+      },
+      "composite prior weights: N(0,1), encoder_old posterior, wide N(0, e^wide_logvar); > 0, sum 1");
+  t.num("prior_wide_logvar", prior_wide_logvar, -100.0, 100.0, "log-variance of the wide component");
+  t.num("gamma", gamma, 0.0, 1e6, "per-user KL weight gamma*|x_u|; 0 selects the constant `recvae.beta`");
+  t.num("beta", beta, 0.0, 1e6, "constant KL weight (Mult-VAE style), used only when gamma is 0");
+  t.num("encoder_passes", encoder_passes, 0, 1000, "encoder passes per epoch (alternating mode)");
+  t.num("decoder_passes", decoder_passes, 0, 1000, "decoder passes per epoch (alternating mode)");
+  t.flag("alternating", alternating,
+         "false: one pass per epoch stepping both optimisers with dropout, encoder_old never refreshed");
+}
+
+void RecVAEConfig::validate(const Config&, const std::string& source) const {
+  if (alternating && encoder_passes + decoder_passes == 0)
+    throw InputError(source + ": config keys 'recvae.encoder_passes' and 'recvae.decoder_passes' are both 0");
+  if (gamma == 0 && beta == 0)
+    throw InputError(source + ": config keys 'recvae.gamma' and 'recvae.beta' are both 0 (no KL term)");
+}
+
 std::vector<std::pair<std::string, std::int64_t>> RecVAEModel::shape() const {
-  return {{"items", net_->shape().items}, {"recvae.hidden_dim", net_->shape().hidden},
+  return {{"items", net_->shape().items},
+          {"recvae.hidden_dim", net_->shape().hidden},
           {"recvae.latent_dim", net_->shape().latent}};
 }
 

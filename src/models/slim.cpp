@@ -15,9 +15,10 @@
 #include "recvae/data/csr.h"
 #include "recvae/data/sharding.h"
 #include "recvae/dist/comm.h"
-#include "recvae/models/gram.h"
+#include "recvae/linalg/gram.h"
 #include "recvae/util/config.h"
 #include "recvae/util/error.h"
+#include "recvae/linalg/thread_count.h"
 
 namespace recvae {
 
@@ -95,8 +96,7 @@ std::vector<std::int64_t> slim_column_costs(const torch::Tensor& gram, double l1
   const std::int64_t n = gram.size(0);
   const std::int64_t a = n * comm.rank() / comm.size(), b = n * (comm.rank() + 1) / comm.size();
   std::vector<std::int64_t> costs(static_cast<size_t>(n), 0);
-  const int before = at::get_num_threads();
-  at::set_num_threads(std::max(1, threads));
+  const ThreadCount thread_count(threads);
   at::parallel_for(a, b, 64, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t j = lo; j < hi; ++j) {
       const auto c = static_cast<std::int64_t>(gram.scalar_type() == torch::kFloat32
@@ -105,7 +105,6 @@ std::vector<std::int64_t> slim_column_costs(const torch::Tensor& gram, double l1
       costs[static_cast<size_t>(j)] = c * c + n;
     }
   });
-  at::set_num_threads(before);
   comm.allreduce_max_host(costs.data(), costs.size());  // each entry was set by exactly one rank
   return costs;
 }
@@ -120,14 +119,18 @@ SparseColumn slim_column(const torch::Tensor& gram, std::int64_t j, double l1, d
 
 SLIMModel::SLIMModel(const SLIMConfig& c, const ModelContext& ctx)
     : ClosedFormModel("SLIM"),
-      tolerance_(c.tolerance), max_sweeps_(c.max_sweeps), items_(ctx.items), device_(ctx.device),
+      tolerance_(c.tolerance),
+      max_sweeps_(c.max_sweeps),
+      items_(ctx.items),
+      device_(ctx.device),
       dtype_(c.precision == "float64" ? torch::kFloat64 : torch::kFloat32) {
   const double need = gram_bytes(items_, dtype_ == torch::kFloat32 ? 4 : 8) * 1.1;
   const double limit = gram_memory_limit_bytes(c.memory_limit_gb, ctx.local_ranks);
   if (limit > 0 && need > limit)
     throw InputError("slim: " + std::to_string(items_) + " items need about " + std::to_string(need / 1e9) +
                      " GB per rank for the Gram matrix (" + c.precision + "), above the limit of " +
-                     std::to_string(limit / 1e9) + " GB (slim.memory_limit_gb; 0 means 80% of this node's memory shared by its " +
+                     std::to_string(limit / 1e9) +
+                     " GB (slim.memory_limit_gb; 0 means 80% of this node's memory shared by its " +
                      std::to_string(ctx.local_ranks) + " rank(s))");
   for (const double l1 : c.l1)
     for (const double l2 : c.l2) grid_.emplace_back(l1, l2);
@@ -137,7 +140,8 @@ SLIMModel::SLIMModel(const SLIMConfig& c, const ModelContext& ctx)
 }
 
 std::string SLIMModel::fit(int candidate, const FitContext& ctx) {
-  const double l1 = grid_.at(static_cast<size_t>(candidate)).first, l2 = grid_.at(static_cast<size_t>(candidate)).second;
+  const double l1 = grid_.at(static_cast<size_t>(candidate)).first,
+               l2 = grid_.at(static_cast<size_t>(candidate)).second;
   // Every grid point is fitted from the same G (a collective only the first time: every rank
   // fits the same candidates in the same order); it stays for the run, the fit's peak anyway.
   if (!gram_.defined()) {
@@ -151,7 +155,8 @@ std::string SLIMModel::fit(int candidate, const FitContext& ctx) {
       }
     ctx.comm.allreduce_max_host(&negative, 1);
     if (negative != 0)
-      throw InputError("slim: the training matrix has negative values; SLIM here needs non-negative (implicit) feedback");
+      throw InputError(
+          "slim: the training matrix has negative values; SLIM here needs non-negative (implicit) feedback");
     gram_ = distributed_gram(ctx.train, ctx.comm, ctx.threads, dtype_);
   }
   const torch::Tensor& gram = gram_;
@@ -159,7 +164,8 @@ std::string SLIMModel::fit(int candidate, const FitContext& ctx) {
   // The columns left to fit: all, or those a stopped fit of this candidate did not reach (Note
   // [Resumable fits] in model.cpp; progress_ is the same on every rank).
   std::vector<char> done(static_cast<size_t>(items_), 0);
-  const bool resuming = progress_.defined() && progress_.numel() == items_ + 1 && progress_[0].item<std::int64_t>() == candidate;
+  const bool resuming =
+      progress_.defined() && progress_.numel() == items_ + 1 && progress_[0].item<std::int64_t>() == candidate;
   if (resuming) {
     const auto flags = progress_.accessor<std::int64_t, 1>();
     for (std::int64_t j = 0; j < items_; ++j) done[static_cast<size_t>(j)] = flags[j + 1] != 0 ? 1 : 0;
@@ -183,8 +189,7 @@ std::string SLIMModel::fit(int candidate, const FitContext& ctx) {
   const auto own = static_cast<std::int64_t>(todo.size());
   std::vector<SparseColumn> columns(todo.size());
   std::vector<char> solved(todo.size(), 0);
-  const int before = at::get_num_threads();
-  at::set_num_threads(std::max(1, ctx.threads));
+  const ThreadCount thread_count(ctx.threads);
   // Progress: rank 0 reports every 30 s once a fit runs for 5 s (short fits stay quiet), with the
   // share of its estimated work done and the time that share implies is left; the ranks' ranges
   // cost about the same. By column count alone a fit looks stuck: popular columns cost
@@ -216,13 +221,12 @@ std::string SLIMModel::fit(int candidate, const FitContext& ctx) {
       if (seconds < 5 || (seconds - last_report < 30 && d != own)) continue;
       last_report = seconds;
       const double share = own_cost > 0 ? static_cast<double>(work) / static_cast<double>(own_cost) : 1.0;
-      std::fprintf(stderr, "slim: %lld of %lld columns on rank 0, %.1f%% of its estimated work (%.1f s", static_cast<long long>(d),
-                   static_cast<long long>(own), 100.0 * share, seconds);
+      std::fprintf(stderr, "slim: %lld of %lld columns on rank 0, %.1f%% of its estimated work (%.1f s",
+                   static_cast<long long>(d), static_cast<long long>(own), 100.0 * share, seconds);
       if (d != own && share > 0) std::fprintf(stderr, ", about %.0f s left", seconds * (1.0 - share) / share);
       std::fprintf(stderr, ")\n");
     }
   });
-  at::set_num_threads(before);
 
   // Gather every rank's non-zeros as (row, column, value) triplets, and the columns it solved.
   std::vector<double> mine;
@@ -269,15 +273,16 @@ std::string SLIMModel::fit(int candidate, const FitContext& ctx) {
     flags[0] = candidate;
     for (std::int64_t j = 0; j < items_; ++j) count += flags[j + 1] = done[static_cast<size_t>(j)];
     if (rank == 0)
-      std::fprintf(stderr, "slim: stopped with %lld of %lld columns of l1=%g,l2=%g solved\n", static_cast<long long>(count),
-                   static_cast<long long>(items_), l1, l2);
+      std::fprintf(stderr, "slim: stopped with %lld of %lld columns of l1=%g,l2=%g solved\n",
+                   static_cast<long long>(count), static_cast<long long>(items_), l1, l2);
     return fit_name(candidate);
   }
   if (rank == 0)
-    std::fprintf(stderr, "slim: %lld non-zeros in W (%.1f per item), at most %lld sweeps and %lld candidates per column%s\n",
-                 static_cast<long long>(rows_.numel()), static_cast<double>(rows_.numel()) / static_cast<double>(items_),
-                 static_cast<long long>(stats[0]), static_cast<long long>(stats[1]),
-                 resuming ? " (of the columns solved since the resume)" : "");
+    std::fprintf(stderr,
+                 "slim: %lld non-zeros in W (%.1f per item), at most %lld sweeps and %lld candidates per column%s\n",
+                 static_cast<long long>(rows_.numel()),
+                 static_cast<double>(rows_.numel()) / static_cast<double>(items_), static_cast<long long>(stats[0]),
+                 static_cast<long long>(stats[1]), resuming ? " (of the columns solved since the resume)" : "");
   return fit_name(candidate);
 }
 
@@ -297,7 +302,8 @@ void SLIMModel::release_fit() {
 torch::Tensor SLIMModel::scores(const SparseBatch& fold_in) {
   torch::NoGradGuard guard;
   if (!transposed_.defined())
-    transposed_ = torch::sparse_coo_tensor(torch::stack({cols_, rows_}), values_, {items_, items_}).coalesce().to(device_);
+    transposed_ =
+        torch::sparse_coo_tensor(torch::stack({cols_, rows_}), values_, {items_, items_}).coalesce().to(device_);
   // x_u W = (W^T x_u^T)^T with the fold-in rows as a dense [items, rows] block.
   auto x = torch::zeros({items_, fold_in.rows}, values_.options().device(device_));
   x.index_put_({fold_in.cols, fold_in.nnz_row}, fold_in.values);
@@ -308,6 +314,30 @@ torch::Tensor SLIMModel::dense_weights() const {
   auto w = torch::zeros({items_, items_});
   w.index_put_({rows_.cpu(), cols_.cpu()}, values_.cpu());
   return w;
+}
+
+std::unique_ptr<SLIMModel> make_slim(const Config& c, const ModelContext& ctx) {
+  return std::make_unique<SLIMModel>(c.section<SLIMConfig>(), ctx);
+}
+
+void SLIMConfig::declare(KeyTable& t) {
+  t.numbers("l1", l1, "l1", /*positive=*/false,
+            "L1 weight of every item's regression 1/2 |x_j - X w|^2 + l2/2 |w|^2 + l1 |w|_1 (w >= 0, w_j = 0), or a "
+            "list. Only items k with G_kj > l1 can get a weight, so the descent runs on those alone: a larger l1 also "
+            "makes the fit faster (Gowalla: 39 s at l1 3, 5 min at l1 1, one thread)");
+  t.numbers("l2", l2, "l2", /*positive=*/false,
+            "L2 weight, or a list. Every (l1, l2) pair of the two lists is fitted from the same G (computed once) and "
+            "evaluated like an epoch; the best on validation NDCG@100 is tested and saved");
+  t.num("max_sweeps", max_sweeps, 1, 1e6, "coordinate-descent sweeps per item column at most");
+  t.num("tolerance", tolerance, 0.0, 1e6, "a column is done when no weight moves by more than this in a sweep",
+        /*open_lo=*/true);
+  t.num("memory_limit_gb", memory_limit_gb, 0.0, 1e9,
+        "refuse a Gram matrix (4 or 8 x items^2 bytes per rank) above this; 0: 80% of the node's memory divided by "
+        "the ranks on the node");
+  t.text("precision", precision, {"float32", "float64"},
+         "`float32` or `float64`: the precision of G (41k items: 6.7 / 13.4 GB per rank). X^T X of binary data is "
+         "integer counts, exact in float32 below 2^24; the coordinate descent runs in float64 either way. SLIM needs "
+         "non-negative values in train");
 }
 
 }  // namespace recvae

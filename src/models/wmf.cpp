@@ -18,13 +18,7 @@
 
 #include <atomic>
 #include <limits>
-extern "C" {
-void spotrf_(const char* uplo, const int* n, float* a, const int* lda, int* info);
-void spotrs_(const char* uplo, const int* n, const int* nrhs, const float* a, const int* lda, float* b, const int* ldb,
-             int* info);
-void ssyrk_(const char* uplo, const char* trans, const int* n, const int* k, const float* alpha, const float* a,
-            const int* lda, const float* beta, float* c, const int* ldc);
-}
+#include "recvae/linalg/lapack.h"
 #endif
 
 namespace recvae {
@@ -50,8 +44,8 @@ namespace recvae {
 // factors only: the user factors are a function of them, recomputed by the next user step.
 
 double ALSObjective::row_regularization(std::int64_t n, std::int64_t others) const {
-  return regularization * std::pow(static_cast<double>(n) + unobserved_weight * static_cast<double>(others),
-                                   regularization_exp);
+  return regularization *
+         std::pow(static_cast<double>(n) + unobserved_weight * static_cast<double>(others), regularization_exp);
 }
 
 ALSObjective::ObservationWeight ALSObjective::observation_weight(float value) const {
@@ -91,7 +85,7 @@ namespace {
 // at k 256, so it stays in cache): copy alpha_0 F^T F, add the row's observations by one syrk,
 // factorise and solve in place (potrf, potrs). The batched torch route below materialises
 // rows x k x k floats per block and pays a batched solve for a single right-hand side; on the
-// ML-20M shape it took 2.8x the time of google-research's ials_main (README: Performance).
+// ML-20M shape it took 2.8x the time of google-research's ials_main (docs/performance.md).
 torch::Tensor als_solve_rows_host(const torch::Tensor& factors, const torch::Tensor& gram, const CsrMatrix& x,
                                   const ALSObjective& o, std::int64_t others, std::int64_t first_row,
                                   const char* what) {
@@ -173,13 +167,15 @@ torch::Tensor als_solve_rows_batched(const torch::Tensor& factors, const torch::
   const std::int64_t base_ptr = x.indptr[0];
   std::vector<std::int64_t> order(static_cast<size_t>(rows));
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) { return x.row_nnz(a) < x.row_nnz(b); });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int64_t a, std::int64_t b) { return x.row_nnz(a) < x.row_nnz(b); });
   const auto padded = torch::cat({factors, torch::zeros({1, k}, factors.options())});  // row n: padding
   const auto base = gram * o.unobserved_weight;
   constexpr std::int64_t kBudget = std::int64_t(1) << 24, kMaxRows = 1024;  // elements of one padded block
   for (std::int64_t s = 0; s < rows;) {
     std::int64_t e = s + 1;
-    while (e < rows && e - s < kMaxRows && (e - s + 1) * std::max<std::int64_t>(1, x.row_nnz(order[e])) * k <= kBudget) ++e;
+    while (e < rows && e - s < kMaxRows && (e - s + 1) * std::max<std::int64_t>(1, x.row_nnz(order[e])) * k <= kBudget)
+      ++e;
     const std::int64_t batch = e - s, len = std::max<std::int64_t>(1, x.row_nnz(order[e - 1]));
     std::vector<std::int64_t> idx(static_cast<size_t>(batch * len), n), picked(static_cast<size_t>(batch));
     std::vector<float> gram_w(static_cast<size_t>(batch * len), 0.f), rhs_w(static_cast<size_t>(batch * len), 0.f);
@@ -213,8 +209,8 @@ torch::Tensor als_solve_rows_batched(const torch::Tensor& factors, const torch::
                        " is not positive definite; raise the regularization");
     auto w = torch::cholesky_solve(rhs.unsqueeze(2), chol).squeeze(2);
     if (!torch::isfinite(w).all().item<bool>())
-      throw InputError(std::string(what) + ": non-finite factors from the solve of rows " + std::to_string(first_row + picked[0]) +
-                       "..; raise the regularization");
+      throw InputError(std::string(what) + ": non-finite factors from the solve of rows " +
+                       std::to_string(first_row + picked[0]) + "..; raise the regularization");
     out.index_copy_(0, torch::tensor(picked, torch::kLong).to(dev), w);
     s = e;
   }
@@ -247,10 +243,6 @@ ALSModel::ALSModel(std::string type, const ALSObjective& o, const ModelContext& 
   users_ = torch::zeros({ctx.local_users_hi - ctx.local_users_lo, o_.dim}, items_.options());
 }
 
-LossTerms ALSModel::loss(const SparseBatch&, const StepContext&) {
-  throw std::logic_error(type_ + ": fitted by alternating least squares, not by gradient steps");
-}
-
 torch::Tensor ALSModel::item_gram() {
   const auto version = items_._version();
   if (!gram_cache_.defined() || version != gram_version_ || gram_cache_.device() != items_.device()) {
@@ -266,8 +258,9 @@ torch::Tensor ALSModel::gathered(const torch::Tensor& local, const std::vector<s
   full.narrow(0, bounds[rank], bounds[rank + 1] - bounds[rank]).copy_(local);
   for (int r = 0; r < ctx.comm.size(); ++r) {
     const std::int64_t count = (bounds[r + 1] - bounds[r]) * local.size(1);
-    if (count > 0) ctx.comm.broadcast(full.narrow(0, bounds[r], bounds[r + 1] - bounds[r]).data_ptr<float>(),
-                                      static_cast<std::size_t>(count), r);
+    if (count > 0)
+      ctx.comm.broadcast(full.narrow(0, bounds[r], bounds[r + 1] - bounds[r]).data_ptr<float>(),
+                         static_cast<std::size_t>(count), r);
   }
   return full;
 }
@@ -282,7 +275,8 @@ void ALSModel::item_step(const FitContext& ctx) {
   torch::Tensor all_users = gathered(users_, user_bounds_, c);
   torch::Tensor user_gram = all_users.t().matmul(all_users);
   const int rank = ctx.comm.rank();
-  torch::Tensor mine = als_solve_rows(all_users, user_gram, item_columns_, o_, num_users_, item_bounds_[rank], "item step");
+  torch::Tensor mine =
+      als_solve_rows(all_users, user_gram, item_columns_, o_, num_users_, item_bounds_[rank], "item step");
   torch::NoGradGuard guard;
   items_.copy_(gathered(mine, item_bounds_, c));
 }
@@ -308,7 +302,9 @@ double ALSModel::objective(const FitContext& ctx) {
       }
     if (!row.empty()) {
       const auto dev = items_.device();
-      auto s = (users_.index_select(0, torch::tensor(row).to(dev)) * items_.index_select(0, torch::tensor(col).to(dev))).sum(1).to(torch::kFloat64);
+      auto s = (users_.index_select(0, torch::tensor(row).to(dev)) * items_.index_select(0, torch::tensor(col).to(dev)))
+                   .sum(1)
+                   .to(torch::kFloat64);
       if (o_.observed_in_gram) {
         auto a = 1.0 + o_.alpha * torch::tensor(val).to(dev).to(torch::kFloat64);
         sums[0] += (a * (s - 1).pow(2)).sum().item<double>();
@@ -330,11 +326,12 @@ double ALSModel::objective(const FitContext& ctx) {
   auto item_norms = v.pow(2).sum(1).contiguous();
   const double* item_norm = item_norms.data_ptr<double>();
   double item_reg = 0;
-  for (std::int64_t i = 0; i < num_items_; ++i) item_reg += o_.row_regularization(item_counts_[i], num_users_) * item_norm[i];
+  for (std::int64_t i = 0; i < num_items_; ++i)
+    item_reg += o_.row_regularization(item_counts_[i], num_users_) * item_norm[i];
   return sums[0] + o_.unobserved_weight * all_pairs + sums[1] + item_reg;
 }
 
-bool ALSModel::before_epoch(int epoch, const FitContext& ctx) {
+Figures ALSModel::solve_epoch(int epoch, const FitContext& ctx) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   user_step(ctx);
@@ -342,11 +339,10 @@ bool ALSModel::before_epoch(int epoch, const FitContext& ctx) {
   item_step(ctx);
   const auto t2 = Clock::now();
   const double loss = objective(ctx);
-  summary_ = {{"objective", loss},
-              {"user_step_seconds", std::chrono::duration<double>(t1 - t0).count()},
-              {"item_step_seconds", std::chrono::duration<double>(t2 - t1).count()}};
   (void)epoch;
-  return true;
+  return {{"objective", loss},
+          {"user_step_seconds", std::chrono::duration<double>(t1 - t0).count()},
+          {"item_step_seconds", std::chrono::duration<double>(t2 - t1).count()}};
 }
 
 torch::Tensor ALSModel::scores(const SparseBatch& fold_in) {
@@ -369,6 +365,30 @@ torch::Tensor ALSModel::scores(const SparseBatch& fold_in) {
 
 std::vector<std::pair<std::string, std::int64_t>> ALSModel::shape() const {
   return {{"items", num_items_}, {type_ + ".dim", o_.dim}};
+}
+
+std::unique_ptr<ALSModel> make_wmf(const Config& c, const ModelContext& ctx) {
+  return std::make_unique<ALSModel>("wmf", wmf_objective(c.section<WMFConfig>()), ctx);
+}
+
+std::unique_ptr<ALSModel> make_pmf(const Config& c, const ModelContext& ctx) {
+  return std::make_unique<ALSModel>("pmf", pmf_objective(c.section<PMFConfig>()), ctx);
+}
+
+void WMFConfig::declare(KeyTable& t) {
+  t.num("dim", dim, 1, 1 << 16, "embedding width k");
+  t.num("regularization", regularization, 0.0, 1e12, "lambda");
+  t.num("regularization_exp", regularization_exp, 0.0, 10.0, "nu (0: the same lambda for every row)");
+  t.num("unobserved_weight", unobserved_weight, 0.0, 1e12, "alpha_0");
+  t.num("alpha", alpha, 0.0, 1e12,
+        "confidence of an observed value x: c = 1 + alpha x (count data; 0 for binary data)");
+  t.num("init_stddev", init_stddev, 0.0, 1e6, "item factors start as N(0, init_stddev^2 / dim)", /*open_lo=*/true);
+}
+
+void PMFConfig::declare(KeyTable& t) {
+  t.num("dim", dim, 1, 1 << 16, "embedding width k");
+  t.num("regularization", regularization, 0.0, 1e12, "lambda (ratio of the noise and prior variances)");
+  t.num("init_stddev", init_stddev, 0.0, 1e6, "item factors start as N(0, init_stddev^2 / dim)", /*open_lo=*/true);
 }
 
 }  // namespace recvae

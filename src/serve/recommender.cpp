@@ -17,10 +17,12 @@
 #include "recvae/data/raw_readers.h"
 #include "recvae/dist/comm.h"
 #include "recvae/dist/device_select.h"
-#include "recvae/models/model.h"
-#include "recvae/serve/model_export.h"
+#include "recvae/models/ract.h"
+#include "recvae/models/registry.h"
+#include "recvae/export/model_export.h"
 #include "recvae/util/config.h"
 #include "recvae/util/error.h"
+#include "recvae/util/run_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -86,7 +88,8 @@ struct Recommender::Impl {
   std::string data_path;
   std::vector<std::string> item_ids;
   torch::Device device{torch::kCPU};
-  std::unique_ptr<Model> model;
+  std::unique_ptr<AnyModel> owner;  // the model, of whatever training style
+  Model* model = nullptr;           // its core
 };
 
 namespace {
@@ -104,7 +107,8 @@ Recommender::Recommender(const std::string& run_dir, const std::string& data_pat
     : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
   if (!fs::is_directory(run_dir)) throw InputError(run_dir + ": no such run directory");
-  const std::string config_path = run_dir + "/config.yaml", model_path = run_dir + "/best_model.pt";
+  const RunDir run(run_dir);
+  const std::string config_path = run.config(), model_path = run.best_model();
   if (!fs::exists(config_path)) throw InputError(run_dir + ": no config.yaml (not a run directory of recvae_dist)");
   if (!fs::exists(model_path))
     throw InputError(run_dir + ": no best_model.pt (the run has not finished, or ran with output.save_model: false)");
@@ -112,7 +116,7 @@ Recommender::Recommender(const std::string& run_dir, const std::string& data_pat
   if (!data_path.empty()) overrides.push_back("data.path=" + data_path);
   s.config = load_config(config_path, overrides);
   // RaCT's actor comes from best_model.pt like every other weight: its old run is not needed.
-  s.config.ract.actor_run.clear();
+  if (s.config.model.type == RaCTConfig::kName) s.config.section<RaCTConfig>().actor_run.clear();
   s.data_path = s.config.data.path;
   if (data_path.empty() && !fs::exists(s.data_path))
     throw InputError(run_dir + ": the run's data.path '" + s.data_path +
@@ -129,7 +133,7 @@ Recommender::Recommender(const std::string& run_dir, const std::string& data_pat
   s.item_ids = file.read_item_ids();
   if (static_cast<std::int64_t>(s.item_ids.size()) != file.num_items())
     throw InputError(s.data_path + ": the file stores no item ids");
-  const std::string export_path = run_dir + "/model.h5";
+  const std::string export_path = run.model_export();
   if (fs::exists(export_path)) {
     const auto trained = read_model_export_item_ids(export_path);
     if (trained != s.item_ids)
@@ -145,7 +149,8 @@ Recommender::Recommender(const std::string& run_dir, const std::string& data_pat
   ctx.device = s.device;
   ctx.data = &file;
   torch::manual_seed(s.config.train.seed);
-  s.model = make_model(s.config, ctx);
+  s.owner = std::make_unique<AnyModel>(make_model(s.config, ctx));
+  s.model = &s.owner->core();
 
   torch::nn::Module& m = s.model->module();
   std::vector<std::pair<std::string, std::vector<std::int64_t>>> expected;
@@ -156,7 +161,8 @@ Recommender::Recommender(const std::string& run_dir, const std::string& data_pat
     torch::NoGradGuard guard;
     m.load(archive);
   } catch (const c10::Error& e) {
-    throw InputError(model_path + ": cannot load as a " + s.config.model.type + " model: " + e.what_without_backtrace());
+    throw InputError(model_path + ": cannot load as a " + s.config.model.type +
+                     " model: " + e.what_without_backtrace());
   }
   const auto loaded = m.named_parameters();
   for (const auto& [name, sizes] : expected) {
@@ -215,8 +221,7 @@ const std::string& Recommender::data_path() const { return impl_->data_path; }
 const std::vector<std::string>& Recommender::item_ids() const { return impl_->item_ids; }
 Model& Recommender::model() { return *impl_->model; }
 
-TopK Recommender::recommend(const CsrMatrix& histories, std::int64_t lo, std::int64_t hi, int k,
-                            std::int64_t batch) {
+TopK Recommender::recommend(const CsrMatrix& histories, std::int64_t lo, std::int64_t hi, int k, std::int64_t batch) {
   Impl& s = *impl_;
   if (histories.cols != static_cast<std::int64_t>(s.item_ids.size()))
     throw InputError("histories have " + std::to_string(histories.cols) + " item columns, the model " +

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "recvae/train/run_log.h"
+#include "recvae/util/run_dir.h"
 
 namespace fs = std::filesystem;
 
@@ -39,7 +40,7 @@ void fsync_path(const std::string& path) {
 }  // namespace
 
 CheckpointStore::CheckpointStore(std::string run_dir, int keep)
-    : dir_(std::move(run_dir) + "/checkpoints"), keep_(std::max(1, keep)) {}
+    : dir_(RunDir(std::move(run_dir)).checkpoints()), keep_(std::max(1, keep)) {}
 
 std::string CheckpointStore::latest() const {
   std::ifstream in(dir_ + "/latest");
@@ -59,8 +60,7 @@ void CheckpointStore::save(const std::string& name,
   archive.save_to(tmp);
   fsync_path(tmp);
   // Fault injection for the crash-safety test: kill -9 between the data write and the commit.
-  if (const char* f = std::getenv("RECVAE_FAULT_KILL_BEFORE_COMMIT"); f && std::string(f) == name)
-    ::raise(SIGKILL);
+  if (const char* f = std::getenv("RECVAE_FAULT_KILL_BEFORE_COMMIT"); f && std::string(f) == name) ::raise(SIGKILL);
   fs::rename(tmp, final_path);
   write_file_atomic(dir_ + "/latest", file + "\n");
   fsync_path(dir_);

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "recvae/util/run_dir.h"
+
 namespace fs = std::filesystem;
 
 namespace recvae {
@@ -48,6 +50,7 @@ int record_epoch(const std::string& line) {
 
 RunLog::RunLog(std::string dir, bool enabled, bool resume, int resume_epochs)
     : dir_(std::move(dir)), enabled_(enabled) {
+  const RunDir run(dir_);
   if (!enabled_) return;
   std::error_code ec;
   fs::create_directories(dir_, ec);
@@ -56,33 +59,33 @@ RunLog::RunLog(std::string dir, bool enabled, bool resume, int resume_epochs)
     // Records written after the checkpoint (a crash between the two) are dropped: the resumed run
     // writes those epochs again.
     std::string kept;
-    std::ifstream in(path("metrics.jsonl"));
+    std::ifstream in(run.metrics());
     for (std::string line; std::getline(in, line);) {
       const int e = record_epoch(line);
       if (e >= 1 && e <= resume_epochs) kept += line + "\n";
     }
     in.close();
-    write_file_atomic(path("metrics.jsonl"), kept);
-    metrics_ = std::fopen(path("metrics.jsonl").c_str(), "a");
-    if (!metrics_) throw std::runtime_error("cannot append to " + path("metrics.jsonl"));
+    write_file_atomic(run.metrics(), kept);
+    metrics_ = std::fopen(run.metrics().c_str(), "a");
+    if (!metrics_) throw std::runtime_error("cannot append to " + run.metrics());
     return;
   }
-  const char* outputs[] = {"metrics.jsonl", "final.json", "config.yaml", "best_model.pt", "model.h5", "curves.png", "checkpoints"};
   bool earlier = false;
-  for (const char* f : outputs) earlier = earlier || fs::exists(path(f));
+  for (const auto& f : run.outputs()) earlier = earlier || fs::exists(f);
   if (earlier) {
     char stamp[32];
     std::time_t now = std::time(nullptr);
     std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", std::gmtime(&now));
-    fs::path archive = fs::path(dir_) / "archive" / stamp;
-    for (int i = 1; fs::exists(archive); ++i) archive = fs::path(dir_) / "archive" / (std::string(stamp) + "." + std::to_string(i));
+    fs::path archive = fs::path(run.archive()) / stamp;
+    for (int i = 1; fs::exists(archive); ++i)
+      archive = fs::path(run.archive()) / (std::string(stamp) + "." + std::to_string(i));
     fs::create_directories(archive);
-    for (const char* f : outputs)
-      if (fs::exists(path(f))) fs::rename(path(f), archive / f);
+    for (const auto& f : run.outputs())
+      if (fs::exists(f)) fs::rename(f, archive / fs::path(f).filename());
     std::fprintf(stderr, "recvae: earlier run files in %s moved to %s\n", dir_.c_str(), archive.c_str());
   }
-  metrics_ = std::fopen(path("metrics.jsonl").c_str(), "w");
-  if (!metrics_) throw std::runtime_error("cannot write " + path("metrics.jsonl"));
+  metrics_ = std::fopen(run.metrics().c_str(), "w");
+  if (!metrics_) throw std::runtime_error("cannot write " + run.metrics());
 }
 
 RunLog::~RunLog() {
@@ -90,7 +93,7 @@ RunLog::~RunLog() {
 }
 
 void RunLog::write_config(const std::string& yaml) const {
-  if (enabled_) write_file_atomic(path("config.yaml"), yaml);
+  if (enabled_) write_file_atomic(RunDir(dir_).config(), yaml);
 }
 
 void RunLog::append_epoch(const JsonObject& record) {
@@ -101,7 +104,7 @@ void RunLog::append_epoch(const JsonObject& record) {
 }
 
 void RunLog::write_final(const JsonObject& record) const {
-  if (enabled_) write_file_atomic(path("final.json"), record.str() + "\n");
+  if (enabled_) write_file_atomic(RunDir(dir_).final_json(), record.str() + "\n");
 }
 
 }  // namespace recvae

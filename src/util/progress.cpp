@@ -13,10 +13,14 @@ double seconds_between(std::chrono::steady_clock::time_point a, std::chrono::ste
 // Formats a count compactly: 1234567 -> "1.23M".
 std::string human(double v) {
   char buf[32];
-  if (v >= 1e9) std::snprintf(buf, sizeof buf, "%.2fG", v / 1e9);
-  else if (v >= 1e6) std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
-  else if (v >= 1e4) std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
-  else std::snprintf(buf, sizeof buf, "%.0f", v);
+  if (v >= 1e9)
+    std::snprintf(buf, sizeof buf, "%.2fG", v / 1e9);
+  else if (v >= 1e6)
+    std::snprintf(buf, sizeof buf, "%.2fM", v / 1e6);
+  else if (v >= 1e4)
+    std::snprintf(buf, sizeof buf, "%.1fk", v / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f", v);
   return buf;
 }
 }  // namespace
@@ -36,10 +40,11 @@ void Progress::update(std::int64_t done) {
   double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
   if (total_ > 0) {
     std::fprintf(stderr, "%s: %s/%s (%.1f%%, %s/s)\n", label_.c_str(), human(static_cast<double>(done_)).c_str(),
-                 human(static_cast<double>(total_)).c_str(), 100.0 * static_cast<double>(done_) / static_cast<double>(total_),
-                 human(rate).c_str());
+                 human(static_cast<double>(total_)).c_str(),
+                 100.0 * static_cast<double>(done_) / static_cast<double>(total_), human(rate).c_str());
   } else {
-    std::fprintf(stderr, "%s: %s (%s/s)\n", label_.c_str(), human(static_cast<double>(done_)).c_str(), human(rate).c_str());
+    std::fprintf(stderr, "%s: %s (%s/s)\n", label_.c_str(), human(static_cast<double>(done_)).c_str(),
+                 human(rate).c_str());
   }
 }
 

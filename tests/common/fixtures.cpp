@@ -2,15 +2,17 @@
 
 #include <map>
 
-#include "../test_util.h"
+#include "../common/test_util.h"
+#include "recvae/models/registry.h"
 #include "recvae/data/h5_dataset.h"
 #include "recvae/data/synth.h"
 #include "recvae/util/error.h"
+#include "recvae/models/recvae.h"
 
 namespace recvae::testing {
 
-std::string make_synthetic_split(const std::string& dir, std::int64_t users, std::int64_t items,
-                                 std::int64_t heldout, std::uint64_t seed) {
+std::string make_synthetic_split(const std::string& dir, std::int64_t users, std::int64_t items, std::int64_t heldout,
+                                 std::uint64_t seed) {
   SynthOptions o = synth_preset("tiny");
   o.users = users;
   o.items = items;
@@ -27,15 +29,16 @@ const std::string& shared_synthetic_split(const std::string& name, std::int64_t 
                                           std::int64_t heldout, std::uint64_t seed) {
   static std::map<std::string, std::string> made;
   auto it = made.find(name);
-  if (it == made.end()) it = made.emplace(name, make_synthetic_split(scratch_dir(name), users, items, heldout, seed)).first;
+  if (it == made.end())
+    it = made.emplace(name, make_synthetic_split(scratch_dir(name), users, items, heldout, seed)).first;
   return it->second;
 }
 
 Config small_config(const std::string& data_path, const std::string& dir) {
   Config c;
   c.data.path = data_path;
-  c.recvae.hidden_dim = 64;
-  c.recvae.latent_dim = 16;
+  c.section<RecVAEConfig>().hidden_dim = 64;
+  c.section<RecVAEConfig>().latent_dim = 16;
   c.train.batch_size = 100;
   c.train.epochs = 2;
   c.train.threads = 1;

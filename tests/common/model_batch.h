@@ -27,8 +27,8 @@ struct Batch {
     CsrMatrix m = CsrMatrix::empty(0, kItems);
     m.rows = 6;
     m.indptr = {0};
-    const std::vector<std::vector<std::int32_t>> pattern = {
-        {1, 4, 9, 20, 39}, {0, 2}, {5, 6, 7, 8, 30, 31}, {}, {11}, {3, 13, 23, 33}};
+    const std::vector<std::vector<std::int32_t>> pattern = {{1, 4, 9, 20, 39}, {0, 2}, {5, 6, 7, 8, 30, 31}, {}, {11},
+                                                            {3, 13, 23, 33}};
     for (const auto& row : pattern) {
       for (auto c : row) {
         m.indices.push_back(c);

@@ -11,7 +11,8 @@
 
 #include "../common/fixtures.h"
 #include "../common/model_batch.h"
-#include "../test_util.h"
+#include "../common/test_util.h"
+#include "recvae/models/registry.h"
 #include "recvae/data/csr.h"
 #include "recvae/data/h5_dataset.h"
 #include "recvae/dist/comm.h"
@@ -37,7 +38,8 @@ CsrMatrix dense_to_csr(const torch::Tensor& d) {
 }
 
 // The normal equations of one row, solved densely in float64.
-torch::Tensor dense_row_solution(const torch::Tensor& f, const torch::Tensor& xr, const ALSObjective& o, std::int64_t others) {
+torch::Tensor dense_row_solution(const torch::Tensor& f, const torch::Tensor& xr, const ALSObjective& o,
+                                 std::int64_t others) {
   auto f64 = f.to(torch::kFloat64);
   auto x64 = xr.to(torch::kFloat64);
   const std::int64_t k = f.size(1);
@@ -76,7 +78,8 @@ TEST(ALS, OneSolveMatchesTheDenseNormalEquationsForWMFAndPMF) {
                          : als_solve_rows(f, f.t().matmul(f), m, o, 25, 0, "test");
       for (std::int64_t r = 0; r < 30; ++r) {
         auto want = dense_row_solution(f, x[r], o, 25);
-        EXPECT_LT((got[r].to(torch::kFloat64) - want).abs().max().item<double>(), 1e-4 * (1 + want.abs().max().item<double>()))
+        EXPECT_LT((got[r].to(torch::kFloat64) - want).abs().max().item<double>(),
+                  1e-4 * (1 + want.abs().max().item<double>()))
             << "row " << r << (o.observed_in_gram ? " wmf" : " pmf") << (batched ? " batched" : "");
       }
       EXPECT_EQ(got[4].abs().max().item<double>(), 0.0);  // nothing observed: w = 0
@@ -110,11 +113,11 @@ class ALSRun : public ::testing::Test {
     Config c = testing::small_config(data(), testing::scratch_dir(name));
     c.model.type = type;
     c.train.epochs = epochs;
-    c.wmf.dim = 16;
-    c.wmf.regularization = 0.01;
-    c.wmf.unobserved_weight = 0.1;
-    c.pmf.dim = 16;
-    c.pmf.regularization = 5;
+    c.section<WMFConfig>().dim = 16;
+    c.section<WMFConfig>().regularization = 0.01;
+    c.section<WMFConfig>().unobserved_weight = 0.1;
+    c.section<PMFConfig>().dim = 16;
+    c.section<PMFConfig>().regularization = 5;
     return c;
   }
 };
@@ -151,13 +154,14 @@ TEST_F(ALSRun, FoldInIsOneDenseSolveAgainstTheItemFactors) {
   testing::Batch b(0.0, 0);
   auto scores = m.scores(b.sparse);
   auto v = m.item_factors();
-  const ALSObjective o = wmf_objective(c.wmf);
+  const ALSObjective o = wmf_objective(c.section<WMFConfig>());
   for (std::int64_t r = 0; r < 6; ++r) {
     auto x = torch::zeros({v.size(0)});
     x.narrow(0, 0, testing::kItems).copy_(b.x[r]);
     auto w = dense_row_solution(v, x, o, v.size(0));
     auto want = v.to(torch::kFloat64).matmul(w);
-    EXPECT_LT((scores[r].to(torch::kFloat64) - want).abs().max().item<double>(), 1e-4 * (1 + want.abs().max().item<double>()));
+    EXPECT_LT((scores[r].to(torch::kFloat64) - want).abs().max().item<double>(),
+              1e-4 * (1 + want.abs().max().item<double>()));
   }
 }
 

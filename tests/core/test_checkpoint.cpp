@@ -5,24 +5,25 @@
 #include <sstream>
 
 #include "../common/fixtures.h"
-#include "../test_util.h"
+#include "../common/test_util.h"
 #include "recvae/train/checkpoint.h"
 #include "recvae/dist/comm.h"
 #include "recvae/util/error.h"
 #include "recvae/train/stop_signal.h"
 #include "recvae/train/trainer.h"
+#include "recvae/models/recvae.h"
 
 namespace fs = std::filesystem;
 
 namespace recvae {
 namespace {
 
-using testing::run_command;
-using testing::scratch_dir;
 using testing::decoder_pass;
 using testing::encoder_pass;
 using testing::joint_pass;
 using testing::recvae_net;
+using testing::run_command;
+using testing::scratch_dir;
 
 class CheckpointTest : public ::testing::Test {
  protected:
@@ -79,7 +80,8 @@ TEST_F(CheckpointTest, ResumedRunEqualsUninterruptedRun) {
   // The resumed run's log holds each epoch once.
   std::ifstream metrics(part.output.dir + "/metrics.jsonl");
   int lines = 0;
-  for (std::string line; std::getline(metrics, line);) EXPECT_NE(line.find("{\"epoch\": " + std::to_string(++lines)), std::string::npos);
+  for (std::string line; std::getline(metrics, line);)
+    EXPECT_NE(line.find("{\"epoch\": " + std::to_string(++lines)), std::string::npos);
   EXPECT_EQ(lines, 3);
 }
 
@@ -108,7 +110,7 @@ TEST_F(CheckpointTest, ResumeRefusesAnotherModelShapeOrDataSet) {
   const std::string metrics_before = slurp(c.output.dir + "/metrics.jsonl");
 
   Config wider = c;
-  wider.recvae.hidden_dim = 96;
+  wider.section<RecVAEConfig>().hidden_dim = 96;
   try {
     Trainer(wider, *comm).run(true);
     FAIL() << "resumed with another hidden_dim";
@@ -142,14 +144,16 @@ TEST_F(CheckpointTest, StoreKeepsTheNewestAndCommitsThroughLatest) {
   EXPECT_FALSE(fs::exists(dir + "/checkpoints/c1.pt"));
   EXPECT_TRUE(fs::exists(dir + "/checkpoints/c2.pt"));
   std::int64_t v = 0;
-  CheckpointStore::load(store.latest(), torch::kCPU, [&](torch::serialize::InputArchive& a) { v = read_int(a, "value"); });
+  CheckpointStore::load(store.latest(), torch::kCPU,
+                        [&](torch::serialize::InputArchive& a) { v = read_int(a, "value"); });
   EXPECT_EQ(v, 3);
 }
 
 std::string dist_command(const std::string& config_path, const std::string& extra) {
   return std::string(RECVAE_DIST_BIN) + " " + config_path +
          " --set recvae.hidden_dim=64 --set recvae.latent_dim=16 --set train.threads=1 --set train.batch_size=64"
-         " --set output.progress_seconds=0 " + extra;
+         " --set output.progress_seconds=0 " +
+         extra;
 }
 
 TEST_F(CheckpointTest, KillDuringCheckpointWriteLeavesThePreviousOneLoadable) {
@@ -171,10 +175,10 @@ TEST_F(CheckpointTest, SigtermWritesACheckpointAndExitsWithStatus3) {
   const std::string dir = scratch_dir("sigterm");
   testing::write_text(dir + "/c.yaml", "data: {path: " + *data_ + "}\noutput: {dir: " + dir + "/run}\n");
   // Start a long run, wait for its first epoch record, then send SIGTERM.
-  const std::string script =
-      dist_command(dir + "/c.yaml", "--set train.epochs=1000") + " > " + dir + "/log 2>&1 & pid=$!; " +
-      "for i in $(seq 600); do [ -s " + dir + "/run/metrics.jsonl ] && break; sleep 0.1; done; " +
-      "kill -TERM $pid; wait $pid; echo \"exit=$?\"";
+  const std::string script = dist_command(dir + "/c.yaml", "--set train.epochs=1000") + " > " + dir +
+                             "/log 2>&1 & pid=$!; " + "for i in $(seq 600); do [ -s " + dir +
+                             "/run/metrics.jsonl ] && break; sleep 0.1; done; " +
+                             "kill -TERM $pid; wait $pid; echo \"exit=$?\"";
   auto r = run_command("bash -c '" + script + "'");
   EXPECT_NE(r.output.find("exit=3"), std::string::npos) << r.output << slurp(dir + "/log");
   EXPECT_NE(slurp(dir + "/log").find("stop requested: checkpoint written"), std::string::npos);

@@ -1,6 +1,15 @@
 #include <gtest/gtest.h>
 
-#include "../test_util.h"
+#include <fstream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "../common/test_util.h"
+#include "recvae/models/ease.h"
+#include "recvae/models/ract.h"
+#include "recvae/models/recvae.h"
+#include "recvae/models/registry.h"
 #include "recvae/util/config.h"
 #include "recvae/util/error.h"
 
@@ -18,19 +27,19 @@ std::string error_of(const std::string& yaml, const std::vector<std::string>& ov
 
 TEST(Config, DefaultsAreTheSpecs) {
   Config c = parse_config("data: {path: x.h5}", "t.yaml");
-  EXPECT_EQ(c.recvae.hidden_dim, 600);
-  EXPECT_EQ(c.recvae.latent_dim, 200);
-  EXPECT_DOUBLE_EQ(c.recvae.layernorm_eps, 0.1);
-  EXPECT_DOUBLE_EQ(c.recvae.prior_weights[0], 0.15);
-  EXPECT_DOUBLE_EQ(c.recvae.prior_weights[1], 0.75);
-  EXPECT_DOUBLE_EQ(c.recvae.prior_weights[2], 0.1);
-  EXPECT_DOUBLE_EQ(c.recvae.prior_wide_logvar, 10.0);
+  EXPECT_EQ(c.section<RecVAEConfig>().hidden_dim, 600);
+  EXPECT_EQ(c.section<RecVAEConfig>().latent_dim, 200);
+  EXPECT_DOUBLE_EQ(c.section<RecVAEConfig>().layernorm_eps, 0.1);
+  EXPECT_DOUBLE_EQ(c.section<RecVAEConfig>().prior_weights[0], 0.15);
+  EXPECT_DOUBLE_EQ(c.section<RecVAEConfig>().prior_weights[1], 0.75);
+  EXPECT_DOUBLE_EQ(c.section<RecVAEConfig>().prior_weights[2], 0.1);
+  EXPECT_DOUBLE_EQ(c.section<RecVAEConfig>().prior_wide_logvar, 10.0);
   EXPECT_EQ(c.train.batch_size, 500);
   EXPECT_DOUBLE_EQ(c.train.lr, 5e-4);
-  EXPECT_DOUBLE_EQ(c.recvae.gamma, 0.005);
-  EXPECT_EQ(c.recvae.encoder_passes, 3);
-  EXPECT_EQ(c.recvae.decoder_passes, 1);
-  EXPECT_TRUE(c.recvae.alternating);
+  EXPECT_DOUBLE_EQ(c.section<RecVAEConfig>().gamma, 0.005);
+  EXPECT_EQ(c.section<RecVAEConfig>().encoder_passes, 3);
+  EXPECT_EQ(c.section<RecVAEConfig>().decoder_passes, 1);
+  EXPECT_TRUE(c.section<RecVAEConfig>().alternating);
   EXPECT_DOUBLE_EQ(c.train.dropout, 0.5);
   EXPECT_EQ(c.train.seed, 1337u);
   EXPECT_EQ(c.train.epochs, 50);
@@ -38,7 +47,8 @@ TEST(Config, DefaultsAreTheSpecs) {
 
 TEST(Config, ErrorsNameTheKey) {
   EXPECT_NE(error_of("data: {path: x}\ntrain: {lrr: 1}").find("unknown config key 'train.lrr'"), std::string::npos);
-  EXPECT_NE(error_of("data: {path: x}\ntraining: {lr: 1}").find("unknown config section 'training'"), std::string::npos);
+  EXPECT_NE(error_of("data: {path: x}\ntraining: {lr: 1}").find("unknown config section 'training'"),
+            std::string::npos);
   EXPECT_NE(error_of("data: {path: x}\ntrain: {lr: fast}").find("'train.lr': expected a number, got 'fast'"),
             std::string::npos);
   EXPECT_NE(error_of("data: {path: x}\ntrain: {epochs: 2.5}").find("'train.epochs': expected an integer"),
@@ -60,9 +70,9 @@ TEST(Config, OverridesApplyAndAreValidated) {
   Config c = parse_config("data: {path: x.h5}\ntrain: {epochs: 3}", "t.yaml",
                           {"train.epochs=7", "recvae.hidden_dim=32", "output.dir=/tmp/r", "recvae.alternating=false"});
   EXPECT_EQ(c.train.epochs, 7);
-  EXPECT_EQ(c.recvae.hidden_dim, 32);
+  EXPECT_EQ(c.section<RecVAEConfig>().hidden_dim, 32);
   EXPECT_EQ(c.output.dir, "/tmp/r");
-  EXPECT_FALSE(c.recvae.alternating);
+  EXPECT_FALSE(c.section<RecVAEConfig>().alternating);
   EXPECT_NE(error_of("data: {path: x}", {"train.nope=1"}).find("unknown config key 'train.nope'"), std::string::npos);
   EXPECT_NE(error_of("data: {path: x}", {"trainepochs"}).find("expected section.key=value"), std::string::npos);
   EXPECT_NE(error_of("data: {path: x}", {"train.epochs=abc"}).find("'train.epochs'"), std::string::npos);
@@ -77,7 +87,8 @@ TEST(Config, OverridesApplyAndAreValidated) {
             std::string::npos);
   EXPECT_NE(error_of("data: {path: x}\ntrain: {epochs: 3}", {"train.epochs.x=1"}).find("train.epochs is not a mapping"),
             std::string::npos);
-  EXPECT_NE(error_of("data: {path: x}", {"model.implicit_slim.a.b=1"}).find("section.key.entry=value"), std::string::npos);
+  EXPECT_NE(error_of("data: {path: x}", {"model.implicit_slim.a.b=1"}).find("section.key.entry=value"),
+            std::string::npos);
 }
 
 TEST(Config, ResolvedYamlRoundTrips) {
@@ -87,13 +98,11 @@ TEST(Config, ResolvedYamlRoundTrips) {
   EXPECT_EQ(back.data.path, "d.h5");
   EXPECT_DOUBLE_EQ(back.train.lr, 0.001);
   EXPECT_EQ(back.train.seed, 9u);
-  EXPECT_DOUBLE_EQ(back.recvae.prior_weights[0], 0.2);
+  EXPECT_DOUBLE_EQ(back.section<RecVAEConfig>().prior_weights[0], 0.2);
   EXPECT_EQ(back.to_yaml(), c.to_yaml());
 }
 
-TEST(Config, MissingFileIsAnInputError) {
-  EXPECT_THROW(load_config("/nonexistent/config.yaml"), InputError);
-}
+TEST(Config, MissingFileIsAnInputError) { EXPECT_THROW(load_config("/nonexistent/config.yaml"), InputError); }
 
 TEST(Config, ShippedConfigsParse) {
   for (const char* name : {"quickstart", "ml-20m", "netflix", "msd", "gowalla"}) {
@@ -114,8 +123,53 @@ TEST(Config, ShippedConfigsParse) {
       Config c;
       EXPECT_NO_THROW(c = load_config(path_ract)) << path_ract;
       EXPECT_EQ(c.model.type, "ract") << path_ract;
-      EXPECT_EQ(c.ract.actor, ract.empty() ? "multvae" : "recvae") << path_ract;
+      EXPECT_EQ(c.section<RaCTConfig>().actor, ract.empty() ? "multvae" : "recvae") << path_ract;
     }
+  }
+}
+
+// configs/README.md's key tables are the registry's declarations, row for row, in order: a key
+// added, renamed or re-documented in code without the docs (or the other way round) fails here.
+// `recvae_dist --config-keys` prints the rows to paste.
+TEST(Config, DocumentedKeysAreTheDeclaredOnes) {
+  std::ifstream in(std::string(RECVAE_SOURCE_DIR) + "/configs/README.md");
+  ASSERT_TRUE(in) << "configs/README.md not found";
+  std::vector<std::string> documented;
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("| `", 0) == 0) documented.push_back(line);
+  const std::vector<std::string> declared = config_key_rows(config_section_types());
+  const std::set<std::string> doc_set(documented.begin(), documented.end()), decl_set(declared.begin(), declared.end());
+  for (const auto& row : declared) EXPECT_TRUE(doc_set.count(row)) << "declared but not in configs/README.md:\n" << row;
+  for (const auto& row : documented)
+    EXPECT_TRUE(decl_set.count(row)) << "in configs/README.md but not declared:\n" << row;
+  EXPECT_EQ(documented, declared) << "same rows, other order (recvae_dist --config-keys prints the order)";
+  // Every registered model has a section with at least one key.
+  for (const auto& t : model_registry()) {
+    bool has_key = false;
+    for (const auto& row : declared) has_key = has_key || row.rfind("| `" + t.name + ".", 0) == 0;
+    EXPECT_TRUE(has_key) << t.name;
+  }
+}
+
+TEST(Config, ModelSectionsAreCopiedWithTheConfig) {
+  Config a = parse_config("data: {path: x}\nmodel: {type: ease}\nease: {lambda: [1, 2]}", "t.yaml");
+  Config b = a;
+  b.section<EASEConfig>().lambda = {7};
+  EXPECT_EQ(a.section<EASEConfig>().lambda, (std::vector<double>{1, 2}));
+  EXPECT_EQ(b.section<EASEConfig>().lambda, (std::vector<double>{7}));
+  // The run's sections, and only those, are written back.
+  EXPECT_NE(a.to_yaml().find("ease:"), std::string::npos);
+  EXPECT_EQ(a.to_yaml().find("recvae:"), std::string::npos);
+}
+
+// --help lists every registered model with its one-line summary.
+TEST(Config, HelpListsTheRegistry) {
+  const auto help = testing::run_command(std::string(RECVAE_DIST_BIN) + " --help");
+  EXPECT_EQ(help.exit_code, 0);
+  const std::string& out = help.output;
+  for (const auto& t : model_registry()) {
+    EXPECT_NE(out.find("  " + t.name + " "), std::string::npos) << t.name;
+    EXPECT_NE(out.find(t.summary), std::string::npos) << t.summary;
   }
 }
 

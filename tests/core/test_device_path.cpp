@@ -5,7 +5,7 @@
 #include <random>
 
 #include "../common/fixtures.h"
-#include "../test_util.h"
+#include "../common/test_util.h"
 #include "recvae/dist/comm.h"
 #include "recvae/batch/counter_rng.h"
 #include "recvae/batch/device_batch.h"
@@ -40,8 +40,10 @@ TEST(DevicePath, CounterRngTensorOpsAreBitIdentical) {
   auto mixed = mix64_tensor(k), u = uniform01_tensor(k, c), z = standard_normal_tensor(k, c);
   for (size_t i = 0; i < keys.size(); ++i) {
     ASSERT_EQ(static_cast<std::uint64_t>(mixed[i].item<std::int64_t>()), mix64(static_cast<std::uint64_t>(keys[i])));
-    ASSERT_EQ(u[i].item<double>(), uniform01(static_cast<std::uint64_t>(keys[i]), static_cast<std::uint64_t>(counters[i])));
-    ASSERT_NEAR(z[i].item<float>(), standard_normal(static_cast<std::uint64_t>(keys[i]), static_cast<std::uint64_t>(counters[i])), 1e-6);
+    ASSERT_EQ(u[i].item<double>(),
+              uniform01(static_cast<std::uint64_t>(keys[i]), static_cast<std::uint64_t>(counters[i])));
+    ASSERT_NEAR(z[i].item<float>(),
+                standard_normal(static_cast<std::uint64_t>(keys[i]), static_cast<std::uint64_t>(counters[i])), 1e-6);
   }
 }
 
@@ -68,7 +70,8 @@ void check_batches_on(const torch::Device& device) {
   expect_same_batch(assemble_batch(shard, 10, rows, &noise, torch::kCPU), assemble_batch_on_device(d, rows, &noise));
   expect_same_batch(assemble_batch(shard, 10, rows, nullptr, torch::kCPU), assemble_batch_on_device(d, rows, nullptr));
   BatchNoise no_drop{5, 2, 3, 0.0, 12};
-  expect_same_batch(assemble_batch(shard, 10, rows, &no_drop, torch::kCPU), assemble_batch_on_device(d, rows, &no_drop));
+  expect_same_batch(assemble_batch(shard, 10, rows, &no_drop, torch::kCPU),
+                    assemble_batch_on_device(d, rows, &no_drop));
 }
 
 TEST(DevicePath, BatchAssemblyEqualsHostPath) { check_batches_on(torch::kCPU); }
@@ -82,8 +85,8 @@ void check_metrics_on(const torch::Device& device) {
   std::vector<float> v;
   for (std::int64_t u = 0; u < users; ++u)
     for (std::int64_t k = holdout.indptr[u]; k < holdout.indptr[u + 1]; ++k)
-      if (!std::binary_search(fold_in.indices.begin() + fold_in.indptr[u], fold_in.indices.begin() + fold_in.indptr[u + 1],
-                              holdout.indices[k])) {
+      if (!std::binary_search(fold_in.indices.begin() + fold_in.indptr[u],
+                              fold_in.indices.begin() + fold_in.indptr[u + 1], holdout.indices[k])) {
         r.push_back(u);
         c.push_back(holdout.indices[k]);
         v.push_back(1.f);

@@ -8,11 +8,13 @@
 #include <vector>
 
 #include "../common/fixtures.h"
-#include "../test_util.h"
+#include "../common/test_util.h"
+#include "recvae/models/recvae.h"
+#include "recvae/models/registry.h"
 #include "recvae/data/csr.h"
 #include "recvae/data/h5_dataset.h"
 #include "recvae/dist/comm.h"
-#include "recvae/models/gram.h"
+#include "recvae/linalg/gram.h"
 #include "recvae/models/implicit_slim.h"
 #include "recvae/train/stop_signal.h"
 #include "recvae/train/trainer.h"
@@ -108,13 +110,20 @@ TEST_F(ImplicitSLIMRun, TheHookReplacesBothEmbeddingsEveryNthEpochOnly) {
   RecVAE& net = testing::recvae_net(t);
   auto w1 = net->encoder->w1.detach().clone(), wd = net->decoder->weight.detach().clone();
   auto others = net->encoder->b1.detach().clone();
-  EXPECT_FALSE(t.model().before_epoch(0, ctx));  // epoch 1 of every-2: untouched
+  EXPECT_FALSE(dynamic_cast<RecVAEModel&>(t.model()).before_epoch(0, ctx));  // epoch 1 of every-2: untouched
   EXPECT_TRUE(torch::equal(net->encoder->w1, w1));
-  EXPECT_TRUE(t.model().before_epoch(1, ctx));   // epoch 2: both replaced by their projections
+  EXPECT_TRUE(
+      dynamic_cast<RecVAEModel&>(t.model()).before_epoch(1, ctx));  // epoch 2: both replaced by their projections
   EXPECT_LT((net->encoder->w1 - implicit_slim(w1, train, *comm, c.model.implicit_slim, 1).to(torch::kFloat32))
-                .abs().max().item<double>(), 1e-6);
+                .abs()
+                .max()
+                .item<double>(),
+            1e-6);
   EXPECT_LT((net->decoder->weight - implicit_slim(wd, train, *comm, c.model.implicit_slim, 1).to(torch::kFloat32))
-                .abs().max().item<double>(), 1e-6);
+                .abs()
+                .max()
+                .item<double>(),
+            1e-6);
   EXPECT_FALSE(torch::equal(net->encoder->w1, w1));
   EXPECT_TRUE(torch::equal(net->encoder->b1, others));  // nothing else moves
 }
@@ -146,21 +155,29 @@ TEST_F(ImplicitSLIMRun, ResumeAcrossAndInsideAnUpdatedEpochEqualsTheUninterrupte
 }
 
 TEST(ImplicitSLIMConfig, ParsesRoundTripsAndRefusesBadValues) {
-  Config c = parse_config("data: {path: x}\nmodel: {type: recvae, implicit_slim: {every: 10, lambda: 500, alpha: 1, threshold: 1000}}",
-                          "t.yaml");
+  Config c = parse_config(
+      "data: {path: x}\nmodel: {type: recvae, implicit_slim: {every: 10, lambda: 500, alpha: 1, threshold: 1000}}",
+      "t.yaml");
   EXPECT_EQ(c.model.implicit_slim.every, 10);
   EXPECT_EQ(c.model.implicit_slim.threshold, 1000);
   Config back = parse_config(c.to_yaml(), "back.yaml");
   EXPECT_EQ(back.model.implicit_slim.every, 10);
   EXPECT_EQ(back.model.implicit_slim.lambda, 500);
-  EXPECT_EQ(parse_config("data: {path: x}\nmodel: {type: recvae}", "t.yaml", {"model.implicit_slim={every: 5}"}).model.implicit_slim.every, 5);
+  EXPECT_EQ(parse_config("data: {path: x}\nmodel: {type: recvae}", "t.yaml", {"model.implicit_slim={every: 5}"})
+                .model.implicit_slim.every,
+            5);
   const auto err = testing::config_error;
-  EXPECT_NE(err("data: {path: x}\nmodel: {type: recvae, implicit_slim: {every: -1}}").find("model.implicit_slim.every"), std::string::npos);
-  EXPECT_NE(err("data: {path: x}\nmodel: {type: recvae, implicit_slim: {lambda: 0}}").find("must be > 0"), std::string::npos);
-  EXPECT_NE(err("data: {path: x}\nmodel: {type: recvae, implicit_slim: {step: 10}}").find("unknown key"), std::string::npos);
-  EXPECT_NE(err("data: {path: x}\nmodel: {type: recvae, implicit_slim: 10}").find("expected a mapping"), std::string::npos);
-  EXPECT_NE(err("data: {path: x}\nmodel: {type: multvae, implicit_slim: {every: 10}}").find("applies to model.type recvae"),
+  EXPECT_NE(err("data: {path: x}\nmodel: {type: recvae, implicit_slim: {every: -1}}").find("model.implicit_slim.every"),
             std::string::npos);
+  EXPECT_NE(err("data: {path: x}\nmodel: {type: recvae, implicit_slim: {lambda: 0}}").find("must be > 0"),
+            std::string::npos);
+  EXPECT_NE(err("data: {path: x}\nmodel: {type: recvae, implicit_slim: {step: 10}}").find("unknown key"),
+            std::string::npos);
+  EXPECT_NE(err("data: {path: x}\nmodel: {type: recvae, implicit_slim: 10}").find("expected a mapping"),
+            std::string::npos);
+  EXPECT_NE(
+      err("data: {path: x}\nmodel: {type: multvae, implicit_slim: {every: 10}}").find("applies to model.type recvae"),
+      std::string::npos);
 }
 
 }  // namespace

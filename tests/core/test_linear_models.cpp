@@ -14,13 +14,14 @@
 #include <vector>
 
 #include "../common/fixtures.h"
-#include "../test_util.h"
+#include "../common/test_util.h"
+#include "recvae/models/registry.h"
 #include "recvae/data/csr.h"
 #include "recvae/dist/comm.h"
 #include "recvae/models/ease.h"
-#include "recvae/models/gram.h"
+#include "recvae/linalg/gram.h"
 #include "recvae/models/slim.h"
-#include "recvae/models/spd_inverse.h"
+#include "recvae/linalg/spd_inverse.h"
 #include "recvae/train/checkpoint.h"
 #include "recvae/train/stop_signal.h"
 #include "recvae/train/trainer.h"
@@ -63,7 +64,8 @@ TEST(Gram, Float32EqualsFloat64OnBinaryDataAndColumnsComeFromTheRows) {
   EXPECT_TRUE(torch::equal(local_gram(m, 2, torch::kFloat32).to(torch::kFloat64), g));
   auto comm = make_mpi_communicator();
   const std::vector<std::int64_t> cols{0, 3, 29};
-  EXPECT_TRUE(torch::equal(distributed_gram_columns(m, cols, *comm), g.index_select(1, torch::tensor(cols, torch::kLong))));
+  EXPECT_TRUE(
+      torch::equal(distributed_gram_columns(m, cols, *comm), g.index_select(1, torch::tensor(cols, torch::kLong))));
 }
 
 TEST(SPDInverse, MatchesADenseInverseInBothPrecisionsAndNamesTheFailedMinor) {
@@ -77,7 +79,7 @@ TEST(SPDInverse, MatchesADenseInverseInBothPrecisionsAndNamesTheFailedMinor) {
     ASSERT_EQ(invert_spd(p, 2), 0);
     const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-4;
     EXPECT_LT((p.to(torch::kFloat64) - want).abs().max().item<double>(), tol * want.abs().max().item<double>());
-    EXPECT_TRUE(torch::equal(p, p.t()));  // both triangles filled
+    EXPECT_TRUE(torch::equal(p, p.t()));                                                // both triangles filled
     if (spd_inverse_extra_buffers(torch::kCPU) == 0) EXPECT_EQ(p.data_ptr(), storage);  // in place
   }
   // Indefinite: the third leading minor is the first that fails.
@@ -148,7 +150,7 @@ TEST(EASE, BadLambdaAndAMemoryLimitAreConfigErrors) {
   EXPECT_NE(err("data: {path: x}\nmodel: {type: ease}\nease: {precision: half}").find("ease.precision"),
             std::string::npos);
   Config c = parse_config("data: {path: x}\nmodel: {type: ease}\nease: {lambda: 250}", "t.yaml");
-  EXPECT_EQ(c.ease.lambda, std::vector<double>{250.0});
+  EXPECT_EQ(c.section<EASEConfig>().lambda, std::vector<double>{250.0});
   EXPECT_EQ(parse_config(c.to_yaml(), "back.yaml").ease.lambda, std::vector<double>{250.0});
 }
 
@@ -159,14 +161,14 @@ TEST(EASE, TheLambdaGridKeepsTheValidationBestAndBeatsPopularity) {
   const std::vector<double> grid{0.5, 50, 5000};
   Config c = testing::small_config(data, dir + "/grid");
   c.model.type = "ease";
-  c.ease.lambda = grid;
+  c.section<EASEConfig>().lambda = grid;
   RunResult all = Trainer(c, *comm).run();
   double best = -1;
   int best_at = -1;
   std::vector<double> test_ndcg;
   for (size_t i = 0; i < grid.size(); ++i) {
     Config one = c;
-    one.ease.lambda = {grid[i]};
+    one.section<EASEConfig>().lambda = {grid[i]};
     one.output.dir = dir + "/one_" + std::to_string(i);
     RunResult r = Trainer(one, *comm).run();
     test_ndcg.push_back(r.test.ndcg100);
@@ -188,9 +190,9 @@ TEST(EASE, AFloat32FitRanksLikeTheFloat64One) {
   auto comm = make_mpi_communicator();
   Config c = testing::small_config(data, dir + "/f64");
   c.model.type = "ease";
-  c.ease.lambda = {50};
+  c.section<EASEConfig>().lambda = {50};
   RunResult f64 = Trainer(c, *comm).run();
-  c.ease.precision = "float32";
+  c.section<EASEConfig>().precision = "float32";
   c.output.dir = dir + "/f32";
   Trainer t32(c, *comm);
   RunResult f32 = t32.run();
@@ -271,19 +273,19 @@ TEST(SLIM, TheGridKeepsTheValidationBestFitOfOneGram) {
   auto comm = make_mpi_communicator();
   Config c = testing::small_config(data, dir + "/grid");
   c.model.type = "slim";
-  c.slim.l1 = {0.5, 4};
-  c.slim.l2 = {1, 200};
+  c.section<SLIMConfig>().l1 = {0.5, 4};
+  c.section<SLIMConfig>().l2 = {1, 200};
   Trainer all_t(c, *comm);
   RunResult all = all_t.run();
   double best = -1;
   int best_at = -1;
   torch::Tensor best_w;
   int i = 0;
-  for (const double l1 : c.slim.l1)
-    for (const double l2 : c.slim.l2) {
+  for (const double l1 : c.section<SLIMConfig>().l1)
+    for (const double l2 : c.section<SLIMConfig>().l2) {
       Config one = c;
-      one.slim.l1 = {l1};
-      one.slim.l2 = {l2};
+      one.section<SLIMConfig>().l1 = {l1};
+      one.section<SLIMConfig>().l2 = {l2};
       one.output.dir = dir + "/one_" + std::to_string(i++);
       Trainer t(one, *comm);
       RunResult r = t.run();
@@ -300,8 +302,9 @@ TEST(SLIM, TheGridKeepsTheValidationBestFitOfOneGram) {
   EXPECT_NE(best_at, 1) << "the first pair wins: the grid does not matter here";
 
   const auto err = testing::config_error;
-  EXPECT_NE(err("data: {path: x}\nmodel: {type: slim}\nslim: {l1: [1, -1]}").find("every l1 must be a finite number >= 0"),
-            std::string::npos);
+  EXPECT_NE(
+      err("data: {path: x}\nmodel: {type: slim}\nslim: {l1: [1, -1]}").find("every l1 must be a finite number >= 0"),
+      std::string::npos);
   EXPECT_NE(err("data: {path: x}\nmodel: {type: slim}\nslim: {l2: []}").find("at least one l2"), std::string::npos);
   EXPECT_EQ(parse_config("data: {path: x}\nmodel: {type: slim}\nslim: {l1: 0, l2: [5, 50]}", "t.yaml").slim.l2,
             (std::vector<double>{5, 50}));
@@ -349,7 +352,8 @@ TEST(SLIM, AFitStoppedBetweenColumnsResumesToTheSameWeights) {
   EXPECT_TRUE(torch::equal(second.dense_weights(), w));
   const auto a = whole.module().buffers(), b = second.module().buffers();
   ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "buffer " << i << " not in column order";
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(torch::equal(a[i], b[i])) << "buffer " << i << " not in column order";
 
   // Progress of another candidate is not applied.
   SLIMModel third(sc, mctx);
@@ -365,7 +369,8 @@ TEST(SLIM, AFitStoppedBetweenColumnsResumesToTheSameWeights) {
 int metrics_lines(const std::string& dir) {
   std::ifstream metrics(dir + "/metrics.jsonl");
   int lines = 0;
-  for (std::string line; std::getline(metrics, line);) EXPECT_NE(line.find("{\"epoch\": " + std::to_string(++lines)), std::string::npos);
+  for (std::string line; std::getline(metrics, line);)
+    EXPECT_NE(line.find("{\"epoch\": " + std::to_string(++lines)), std::string::npos);
   return lines;
 }
 
@@ -379,8 +384,8 @@ TEST(ClosedForm, AStopRequestCheckpointsAndTheResumedRunEqualsAnUninterruptedOne
   for (const char* type : {"ease", "slim"}) {
     Config c = testing::small_config(data, dir + "/" + type + "_whole");
     c.model.type = type;
-    c.ease.lambda = {5000, 50, 0.5};
-    c.slim.l1 = {4, 0.5};
+    c.section<EASEConfig>().lambda = {5000, 50, 0.5};
+    c.section<SLIMConfig>().l1 = {4, 0.5};
     Trainer whole(c, *comm);
     const RunResult reference = whole.run();
 
@@ -391,7 +396,8 @@ TEST(ClosedForm, AStopRequestCheckpointsAndTheResumedRunEqualsAnUninterruptedOne
     clear_stop_request();
     const std::string latest = CheckpointStore(c.output.dir).latest();
     // EASE's fit cannot stop: the grid stops after its first candidate. SLIM's stops inside it.
-    const std::string expected = std::string(type) == "ease" ? "epoch-0001-pass-00-step-000000" : "epoch-0000-pass-00-step-000001";
+    const std::string expected =
+        std::string(type) == "ease" ? "epoch-0001-pass-00-step-000000" : "epoch-0000-pass-00-step-000001";
     EXPECT_NE(latest.find(expected), std::string::npos) << type << ": " << latest;
     EXPECT_EQ(metrics_lines(c.output.dir), std::string(type) == "ease" ? 1 : 0) << type;
     EXPECT_FALSE(testing::file_exists(c.output.dir + "/final.json")) << type;
@@ -422,7 +428,8 @@ TEST(ClosedForm, TheDefaultMemoryLimitIsTheNodeShareOfEachRank) {
   // Items whose float32 G (three copies without LAPACK) fits one rank's share, not a 50th of it.
   const auto items = static_cast<std::int64_t>(std::sqrt(node / 40));
   for (const char* type : {"ease", "slim"}) {
-    Config c = parse_config(std::string("data: {path: x}\nmodel: {type: ") + type + "}\n" + type + ": {precision: float32}", "t.yaml");
+    Config c = parse_config(
+        std::string("data: {path: x}\nmodel: {type: ") + type + "}\n" + type + ": {precision: float32}", "t.yaml");
     ModelContext ctx;
     ctx.items = items;
     EXPECT_NO_THROW(make_model(c, ctx)) << type;

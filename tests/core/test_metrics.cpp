@@ -93,8 +93,10 @@ TEST(Metrics, SharedScoreRowAndThreadsGiveTheSameSums) {
   for (int r = 0; r < users; ++r)
     for (int i = 0; i < items; ++i) {
       float x = u(rng);
-      if (x < 0.03f) fi[r].push_back(i);
-      else if (x < 0.05f) ho[r].push_back(i);
+      if (x < 0.03f)
+        fi[r].push_back(i);
+      else if (x < 0.05f)
+        ho[r].push_back(i);
     }
   CsrMatrix fold_in = rows_of(items, fi), holdout = rows_of(items, ho);
   MetricSums one = score_rows(scores.data(), items, users, items, fold_in, holdout, 0, 1);

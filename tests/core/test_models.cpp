@@ -9,7 +9,8 @@
 
 #include "../common/fixtures.h"
 #include "../common/model_batch.h"
-#include "../test_util.h"
+#include "../common/test_util.h"
+#include "recvae/models/registry.h"
 #include "recvae/batch/sparse_batch.h"
 #include "recvae/dist/comm.h"
 #include "recvae/models/autorec.h"
@@ -125,8 +126,8 @@ TEST(CDAE, HeldOutUsersFitTheirVectorOnTheFoldInWithTheNetworkFrozen) {
   auto& n = model.net();
   auto zero_v_logits = torch::sigmoid(b.x.matmul(n->w) + n->b).matmul(n->out->weight.t()) + n->out->bias;
   auto fitted = model.scores(b.sparse);
-  EXPECT_TRUE(torch::equal(before, model.net()->w));      // network untouched
-  EXPECT_FALSE(model.net()->w.grad().defined());           // and given no gradient
+  EXPECT_TRUE(torch::equal(before, model.net()->w));  // network untouched
+  EXPECT_FALSE(model.net()->w.grad().defined());      // and given no gradient
   // The fitted vectors raise the fold-in likelihood over V_u = 0.
   auto ll = [&](const torch::Tensor& logits) {
     auto p = torch::sigmoid(logits);
@@ -172,12 +173,12 @@ class ModelRunTest : public ::testing::TestWithParam<std::string> {
   static Config config(const std::string& name, int epochs) {
     Config c = testing::small_config(*data_, scratch_dir(GetParam() + "_" + name));
     c.model.type = GetParam();
-    c.multvae.hidden_dim = 64;
-    c.multvae.latent_dim = 16;
-    c.multvae.anneal_steps = 200;
-    c.multdae.latent_dim = 32;
-    c.cdae.hidden_dim = 32;
-    c.autorec.hidden_dim = 64;
+    c.section<MultVAEConfig>().hidden_dim = 64;
+    c.section<MultVAEConfig>().latent_dim = 16;
+    c.section<MultVAEConfig>().anneal_steps = 200;
+    c.section<MultDAEConfig>().latent_dim = 32;
+    c.section<CDAEConfig>().hidden_dim = 32;
+    c.section<AutoRecConfig>().hidden_dim = 64;
     c.train.epochs = epochs;
     c.train.batch_size = 64;
     return c;

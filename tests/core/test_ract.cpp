@@ -13,18 +13,20 @@
 
 #include "../common/fixtures.h"
 #include "../common/model_batch.h"
-#include "../test_util.h"
+#include "../common/test_util.h"
+#include "recvae/models/registry.h"
 #include "recvae/batch/batch_plan.h"
 #include "recvae/batch/sparse_batch.h"
 #include "recvae/data/h5_dataset.h"
 #include "recvae/dist/comm.h"
 #include "recvae/eval/metrics.h"
 #include "recvae/models/ract.h"
-#include "recvae/models/sparse_ops.h"
+#include "recvae/linalg/sparse_ops.h"
 #include "recvae/train/stop_signal.h"
 #include "recvae/train/trainer.h"
 #include "recvae/util/config.h"
 #include "recvae/util/error.h"
+#include "recvae/models/multvae.h"
 
 namespace recvae {
 namespace {
@@ -72,8 +74,8 @@ TEST(RaCT, UnseenNdcgOfAHandMadeRanking) {
   std::int32_t miss = 0;  // an item the user does not hold
   while (b.x[r][miss].item<float>() != 0) ++miss;
   auto logits = torch::zeros({b.rows, kItems});
-  for (auto i : seen) logits[r][i] = 10;  // excluded from the ranking: seen
-  logits[r][miss] = 3;                    // rank 1: a miss
+  for (auto i : seen) logits[r][i] = 10;                                           // excluded from the ranking: seen
+  logits[r][miss] = 3;                                                             // rank 1: a miss
   for (size_t j = 0; j < unseen.size(); ++j) logits[r][unseen[j]] = 2 - 0.01 * j;  // ranks 2, 3, ...
   double dcg = 0, idcg = 0;
   for (size_t j = 0; j < unseen.size(); ++j) {
@@ -127,13 +129,13 @@ class RaCTRun : public ::testing::Test {
   static Config config(const std::string& name, int actor_epochs, int critic_epochs, int ac_epochs) {
     Config c = testing::small_config(*data_, scratch_dir("ract_" + name));
     c.model.type = "ract";
-    c.ract.actor = "multvae";
-    c.multvae.hidden_dim = 64;
-    c.multvae.latent_dim = 16;
-    c.multvae.anneal_steps = 200;
-    c.ract.actor_epochs = actor_epochs;
-    c.ract.critic_epochs = critic_epochs;
-    c.ract.ac_epochs = ac_epochs;
+    c.section<RaCTConfig>().actor = "multvae";
+    c.section<MultVAEConfig>().hidden_dim = 64;
+    c.section<MultVAEConfig>().latent_dim = 16;
+    c.section<MultVAEConfig>().anneal_steps = 200;
+    c.section<RaCTConfig>().actor_epochs = actor_epochs;
+    c.section<RaCTConfig>().critic_epochs = critic_epochs;
+    c.section<RaCTConfig>().ac_epochs = ac_epochs;
     c.train.epochs = actor_epochs + critic_epochs + ac_epochs;
     c.train.batch_size = 64;
     return c;
@@ -168,8 +170,8 @@ std::vector<EpochRecord> train_epochs(Trainer& t, int epochs) {
 TEST_F(RaCTRun, CriticLearnsOnAFixedActorAndFineTuningRaisesValidationNdcg) {
   auto comm = make_mpi_communicator();
   Config c = config("phases", 6, 6, 6);
-  c.ract.critic_lr = 1e-3;
-  c.ract.actor_lr = 1e-4;
+  c.section<RaCTConfig>().critic_lr = 1e-3;
+  c.section<RaCTConfig>().actor_lr = 1e-4;
   Trainer t(c, *comm);
   auto epochs = train_epochs(t, c.train.epochs);
   // Phase order and the measuring pass at the start of the critic epochs.
@@ -240,7 +242,7 @@ TEST_F(RaCTRun, StartsFromAnActorRunAndRefusesAMismatchedOne) {
   const std::string actor_dir = actor.output.dir;
 
   Config c = config("from_run", 0, 1, 0);
-  c.ract.actor_run = actor_dir;
+  c.section<RaCTConfig>().actor_run = actor_dir;
   Trainer t(c, *comm);
   // The loaded actor scores as the best model of the actor run did.
   EXPECT_NEAR(t.evaluate(true).mean_ndcg100(), trained.test.mean_ndcg100(), 1e-6);
@@ -255,19 +257,20 @@ TEST_F(RaCTRun, StartsFromAnActorRunAndRefusesAMismatchedOne) {
     return "";
   };
   Config wider = c;
-  wider.multvae.hidden_dim = 65;
+  wider.section<MultVAEConfig>().hidden_dim = 65;
   EXPECT_NE(refusal(wider).find("must match the run that trained it"), std::string::npos) << refusal(wider);
   Config other = c;
-  other.ract.actor = "recvae";
+  other.section<RaCTConfig>().actor = "recvae";
   EXPECT_NE(refusal(other).find("is a multvae run, but ract.actor is recvae"), std::string::npos) << refusal(other);
   Config missing = c;
-  missing.ract.actor_run = actor_dir + "/nowhere";
+  missing.section<RaCTConfig>().actor_run = actor_dir + "/nowhere";
   EXPECT_NE(refusal(missing).find("best_model.pt not found"), std::string::npos) << refusal(missing);
 }
 
 // Mean multinomial log-likelihood of `actor` over every training user, with the dropout masks
 // and noise of (seed, epoch, pass): what a critic pass drawn from that stream reports as mll.
-double replayed_mll(Model& actor, const std::string& data, std::uint64_t seed, int epoch, int pass, double dropout) {
+double replayed_mll(ActorModel& actor, const std::string& data, std::uint64_t seed, int epoch, int pass,
+                    double dropout) {
   SplitFile f(data);
   const CsrMatrix train = f.read_rows(split::kTrain, 0, f.num_rows(split::kTrain));
   std::vector<std::int64_t> rows(static_cast<size_t>(train.rows));
@@ -288,7 +291,7 @@ TEST_F(RaCTRun, CriticEpochsDrawOtherMasksThanTheActorRunsTrainingEpochs) {
   Trainer(actor, *comm).run();
 
   Config c = config("stream_critic", 0, 2, 1);
-  c.ract.actor_run = actor.output.dir;
+  c.section<RaCTConfig>().actor_run = actor.output.dir;
   Trainer t(c, *comm);
   for (int e = 0; e < c.train.epochs; ++e)
     for (const auto& spec : t.schedule(e)) EXPECT_NE(spec.noise_stream, 0u) << spec.phase << ", epoch " << e + 1;
@@ -300,10 +303,11 @@ TEST_F(RaCTRun, CriticEpochsDrawOtherMasksThanTheActorRunsTrainingEpochs) {
   ASSERT_EQ(epoch0.back().phase, "critic");
   t.train_pass(0, epoch0.front());  // the measuring pass sets the critic's feature moments
   t.end_pass(epoch0.front());
-  Model& fixed_actor = dynamic_cast<RaCTModel&>(t.model()).actor();
+  ActorModel& fixed_actor = dynamic_cast<RaCTModel&>(t.model()).actor();
   PassStats critic = t.train_pass(0, epoch0.back());
   const PassSpec& pass = epoch0.back();
-  const double own = replayed_mll(fixed_actor, *data_, stream_seed(c.train.seed, pass.noise_stream), 0, pass.pass, pass.dropout);
+  const double own =
+      replayed_mll(fixed_actor, *data_, stream_seed(c.train.seed, pass.noise_stream), 0, pass.pass, pass.dropout);
   const double replayed = replayed_mll(fixed_actor, *data_, c.train.seed, 0, pass.pass, pass.dropout);
   EXPECT_NEAR(critic.mll, own, 1e-4 * std::abs(own));
   EXPECT_GT(std::abs(critic.mll - replayed), 1e-3 * std::abs(replayed)) << "critic pass replays the actor's masks";
@@ -312,8 +316,8 @@ TEST_F(RaCTRun, CriticEpochsDrawOtherMasksThanTheActorRunsTrainingEpochs) {
 TEST_F(RaCTRun, ARecVAEActorKeepsItsOwnScheduleThenTheCriticTakesOver) {
   auto comm = make_mpi_communicator();
   Config c = config("recvae_actor", 8, 1, 2);
-  c.ract.actor = "recvae";
-  c.ract.actor_lr = 1e-4;
+  c.section<RaCTConfig>().actor = "recvae";
+  c.section<RaCTConfig>().actor_lr = 1e-4;
   Trainer t(c, *comm);
   std::vector<std::string> phases;
   for (const auto& spec : t.schedule(0)) phases.push_back(spec.phase);
@@ -334,25 +338,26 @@ std::string config_error(const std::string& yaml) {
 }
 
 TEST(RaCTConfig, PhasesSetTheEpochsAndTheActorsSectionIsAllowed) {
-  Config c = parse_config("data: {path: x}\nmodel: {type: ract}\nract: {actor_epochs: 3, critic_epochs: 2, ac_epochs: 4}\n"
-                          "multvae: {hidden_dim: 32}",
-                          "t.yaml");
+  Config c = parse_config(
+      "data: {path: x}\nmodel: {type: ract}\nract: {actor_epochs: 3, critic_epochs: 2, ac_epochs: 4}\n"
+      "multvae: {hidden_dim: 32}",
+      "t.yaml");
   EXPECT_EQ(c.train.epochs, 9);
   EXPECT_DOUBLE_EQ(c.train.lr, 1e-3);  // the actor's own default
   const std::string yaml = c.to_yaml();
   EXPECT_NE(yaml.find("multvae:"), std::string::npos);
   EXPECT_NE(yaml.find("ract:"), std::string::npos);
   EXPECT_EQ(parse_config(yaml, "back.yaml").train.epochs, 9);
-  EXPECT_DOUBLE_EQ(parse_config("data: {path: x}\nmodel: {type: ract}\nract: {actor: recvae, actor_epochs: 1}",
-                                "t.yaml").train.lr,
-                   5e-4);
+  EXPECT_DOUBLE_EQ(
+      parse_config("data: {path: x}\nmodel: {type: ract}\nract: {actor: recvae, actor_epochs: 1}", "t.yaml").train.lr,
+      5e-4);
 
   EXPECT_NE(config_error("data: {path: x}\nmodel: {type: ract}").find("ract needs an actor"), std::string::npos);
   EXPECT_NE(config_error("data: {path: x}\nmodel: {type: ract}\nract: {actor_epochs: 2}\ntrain: {epochs: 5}")
                 .find("'train.epochs' is 5 but ract.actor_epochs + ract.critic_epochs + ract.ac_epochs is 102"),
             std::string::npos);
   EXPECT_NE(config_error("data: {path: x}\nmodel: {type: ract}\nract: {actor_epochs: 2}\nrecvae: {gamma: 0.1}")
-                .find("with ract.actor multvae"),
+                .find("which reads the sections ract, multvae"),
             std::string::npos);
   EXPECT_NE(config_error("data: {path: x}\nmodel: {type: ract}\nract: {actor_epochs: 2, actor_run: r}")
                 .find("either ract.actor_run or ract.actor_epochs"),

@@ -11,12 +11,17 @@
 #include <sstream>
 
 #include "../common/fixtures.h"
-#include "../test_util.h"
+#include "../common/test_util.h"
 #include "recvae/batch/sparse_batch.h"
 #include "recvae/data/h5_dataset.h"
 #include "recvae/dist/comm.h"
 #include "recvae/serve/recommender.h"
 #include "recvae/train/trainer.h"
+#include "recvae/models/ease.h"
+#include "recvae/models/multdae.h"
+#include "recvae/models/multvae.h"
+#include "recvae/models/wmf.h"
+#include "recvae/models/ract.h"
 
 namespace recvae {
 namespace {
@@ -35,15 +40,16 @@ const TrainedRun& trained(const std::string& type) {
   auto comm = make_mpi_communicator();
   Config c = testing::small_config(data, dir + "/" + type);
   c.model.type = type;
-  c.multdae.latent_dim = 24;
-  c.multvae.hidden_dim = 32;
-  c.multvae.latent_dim = 8;
-  c.ease.lambda = {40};
-  c.wmf.dim = c.pmf.dim = 8;
+  c.section<MultDAEConfig>().latent_dim = 24;
+  c.section<MultVAEConfig>().hidden_dim = 32;
+  c.section<MultVAEConfig>().latent_dim = 8;
+  c.section<EASEConfig>().lambda = {40};
+  c.section<WMFConfig>().dim = c.section<PMFConfig>().dim = 8;
   c.train.epochs = 3;
   if (type == "ract") {  // a Mult-VAE actor trained in the run, then one epoch of each phase
-    c.ract.actor = "multvae";
-    c.ract.actor_epochs = c.ract.critic_epochs = c.ract.ac_epochs = 1;
+    c.section<RaCTConfig>().actor = "multvae";
+    c.section<RaCTConfig>().actor_epochs = c.section<RaCTConfig>().critic_epochs = c.section<RaCTConfig>().ac_epochs =
+        1;
   }
   Trainer(c, *comm).run();
   return runs[type] = TrainedRun{dir, data, c.output.dir};
@@ -314,7 +320,8 @@ TEST(ModelExport, EASEScoresFromTheFileAlone) {
   for (std::int64_t u = 0; u < rows.rows; ++u)
     for (std::size_t i = 0; i < items; ++i) {
       double s = 0;  // EASE: s = x B
-      for (auto e = rows.indptr[u]; e < rows.indptr[u + 1]; ++e) s += b[static_cast<std::size_t>(rows.indices[e]) * items + i];
+      for (auto e = rows.indptr[u]; e < rows.indptr[u + 1]; ++e)
+        s += b[static_cast<std::size_t>(rows.indices[e]) * items + i];
       worst = std::max(worst, std::abs(s - want[u][static_cast<std::int64_t>(i)]));
     }
   EXPECT_LT(worst, 1e-5);

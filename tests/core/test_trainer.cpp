@@ -5,21 +5,23 @@
 #include <sstream>
 
 #include "../common/fixtures.h"
-#include "../test_util.h"
+#include "../common/test_util.h"
+#include "recvae/models/registry.h"
 #include "recvae/dist/comm.h"
 #include "recvae/train/trainer.h"
 #include "recvae/util/cpu_affinity.h"
+#include "recvae/models/recvae.h"
 
 namespace recvae {
 namespace {
 
-using testing::make_synthetic_split;
-using testing::scratch_dir;
-using testing::small_config;
 using testing::decoder_pass;
 using testing::encoder_pass;
 using testing::joint_pass;
+using testing::make_synthetic_split;
 using testing::recvae_net;
+using testing::scratch_dir;
+using testing::small_config;
 
 std::vector<torch::Tensor> snapshot(const std::vector<torch::Tensor>& ps) {
   std::vector<torch::Tensor> out;
@@ -107,7 +109,7 @@ TEST_F(TrainerTest, RecVAEScheduleAlternatesAndRefreshesOnceAfterTheEncoderPasse
     t.end_pass(s[i]);
     EXPECT_EQ(all_equal(old, m->encoder_old->parameters()), i != 2) << "pass " << i;
   }
-  c.recvae.alternating = false;
+  c.section<RecVAEConfig>().alternating = false;
   Trainer joint(c, *comm);
   s = joint.schedule();
   ASSERT_EQ(s.size(), 1u);
@@ -131,11 +133,12 @@ TEST_F(TrainerTest, PassesStepOnlyTheirGroupAndEncoderOldOnlyMovesOnRefresh) {
   EXPECT_TRUE(none_equal(enc0, m->encoder_parameters()));
   EXPECT_TRUE(all_equal(dec0, m->decoder_parameters()));
   EXPECT_TRUE(all_equal(old0, m->encoder_old->parameters()));
-  EXPECT_EQ(st.allreduce_bytes, 4 * [&] {
-    std::int64_t n = 0;
-    for (auto& p : m->encoder_parameters()) n += p.numel();
-    return n;
-  }());
+  EXPECT_EQ(
+      st.allreduce_bytes, 4 * [&] {
+        std::int64_t n = 0;
+        for (auto& p : m->encoder_parameters()) n += p.numel();
+        return n;
+      }());
 
   t.end_pass(encoder_pass(2));
   EXPECT_TRUE(all_equal(snapshot(m->encoder_parameters()), m->encoder_old->parameters()));
@@ -187,8 +190,8 @@ TEST_F(TrainerTest, ShortRunBeatsPopularityAndWritesTheRunDirectory) {
   auto comm = make_mpi_communicator();
   const std::string dir = scratch_dir("quality");
   Config c = small_config(*data_, dir);
-  c.recvae.hidden_dim = 128;
-  c.recvae.latent_dim = 32;
+  c.section<RecVAEConfig>().hidden_dim = 128;
+  c.section<RecVAEConfig>().latent_dim = 32;
   c.train.epochs = 6;
   c.train.lr = 2e-3;
   Trainer t(c, *comm);

@@ -6,7 +6,7 @@
 #include <iterator>
 
 #include "recvae/data/h5_dataset.h"
-#include "../test_util.h"
+#include "../common/test_util.h"
 
 namespace fs = std::filesystem;
 using namespace recvae;
@@ -30,7 +30,8 @@ int count_lines(const std::string& s) {
 std::string ml_csv(int users) {
   std::string s = "userId,movieId,rating,timestamp\n";
   for (int u = 1; u <= users; ++u)
-    for (int k = 0; k < 6 + u % 10; ++k) s += std::to_string(u) + "," + std::to_string((u * 7 + k * 13) % 97) + "," + (k % 2 ? "4.0" : "5") + ",0\n";
+    for (int k = 0; k < 6 + u % 10; ++k)
+      s += std::to_string(u) + "," + std::to_string((u * 7 + k * 13) % 97) + "," + (k % 2 ? "4.0" : "5") + ",0\n";
   return s;
 }
 
@@ -71,7 +72,9 @@ TEST(Cli, PrepMovielensEndToEnd) {
   EXPECT_EQ(p.heldout_users, 20);
   // Same seed, same bytes of the matrices.
   ASSERT_EQ(run_command(kPrep + " --quiet --format movielens --input " + dir + "/ml/ratings.csv --output " + dir +
-                        "/again.h5 --heldout-users 20 --seed 3").exit_code, 0);
+                        "/again.h5 --heldout-users 20 --seed 3")
+                .exit_code,
+            0);
   SplitFile g(dir + "/again.h5");
   EXPECT_EQ(g.read_rows(split::kTrain, 0, 160).indices, f.read_rows(split::kTrain, 0, 160).indices);
   EXPECT_EQ(g.read_item_ids(), f.read_item_ids());
@@ -79,9 +82,11 @@ TEST(Cli, PrepMovielensEndToEnd) {
 
 TEST(Cli, SynthCsvThroughPrep) {
   const std::string dir = scratch_dir("cli_synth");
-  CommandResult r = run_command(kSynth + " --quiet --preset tiny --users 800 --items 300 --seed 4 --output " + dir + "/raw.csv");
+  CommandResult r =
+      run_command(kSynth + " --quiet --preset tiny --users 800 --items 300 --seed 4 --output " + dir + "/raw.csv");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = run_command(kPrep + " --quiet --format csv --input " + dir + "/raw.csv --output " + dir + "/a.h5 --heldout-users 80");
+  r = run_command(kPrep + " --quiet --format csv --input " + dir + "/raw.csv --output " + dir +
+                  "/a.h5 --heldout-users 80");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   SplitFile f(dir + "/a.h5");
   EXPECT_EQ(f.num_rows(split::kTrain), 640);
@@ -126,11 +131,13 @@ TEST(Cli, BadInputExitsWithTwo) {
   write_text(dir + "/short.csv", "userId,movieId,rating,timestamp\n1,2,4,0\n1,3\n");
   expect_input_error(kPrep + " --format movielens --input " + dir + "/short.csv" + out, dir + "/short.csv:3:");
   write_text(dir + "/nan.csv", "userId,movieId,rating,timestamp\n1,2,4,0\n1,3,good,0\n");
-  expect_input_error(kPrep + " --format movielens --input " + dir + "/nan.csv" + out, dir + "/nan.csv:3: non-numeric rating");
+  expect_input_error(kPrep + " --format movielens --input " + dir + "/nan.csv" + out,
+                     dir + "/nan.csv:3: non-numeric rating");
   write_text(dir + "/low.csv", "userId,movieId,rating,timestamp\n1,2,1,0\n1,3,2,0\n2,2,3,0\n");
   expect_input_error(kPrep + " --format movielens --input " + dir + "/low.csv" + out, dir + "/low.csv");
   write_text(dir + "/few/ratings.csv", ml_csv(30));
-  expect_input_error(kPrep + " --quiet --format movielens --input " + dir + "/few --heldout-users 15" + out, "heldout-users");
+  expect_input_error(kPrep + " --quiet --format movielens --input " + dir + "/few --heldout-users 15" + out,
+                     "heldout-users");
   expect_input_error(kPrep + " --format movielens --input " + dir + "/few" + out, "heldout-users");  // default 10000
   expect_input_error(kPrep + " --format parquet --input " + dir + "/few" + out, "unknown format");
   expect_input_error(kPrep + " --format movielens --input " + dir + "/few", "--output");
@@ -146,9 +153,12 @@ TEST(Cli, FailedRunKeepsExistingOutput) {
   const std::string dir = scratch_dir("cli_keep");
   write_text(dir + "/ratings.csv", ml_csv(100));
   const std::string out = dir + "/out.h5";
-  ASSERT_EQ(run_command(kPrep + " --quiet --format movielens --input " + dir + " --heldout-users 10 --output " + out).exit_code, 0);
+  ASSERT_EQ(run_command(kPrep + " --quiet --format movielens --input " + dir + " --heldout-users 10 --output " + out)
+                .exit_code,
+            0);
   const auto before = fs::file_size(out);
-  CommandResult r = run_stderr(kPrep + " --quiet --format movielens --input " + dir + " --heldout-users 60 --output " + out);
+  CommandResult r =
+      run_stderr(kPrep + " --quiet --format movielens --input " + dir + " --heldout-users 60 --output " + out);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(fs::file_size(out), before);
   SplitFile f(out);
@@ -164,7 +174,8 @@ std::string read_bytes(const std::string& path) {
 
 /// A RecBole .inter file: `users` users with 6..15 interactions, ratings alternating 5 and 2.
 std::string recbole_inter(int users, bool rating) {
-  std::string s = rating ? "user_id:token\titem_id:token\trating:float\ttimestamp:float\n" : "user_id:token\titem_id:token\n";
+  std::string s =
+      rating ? "user_id:token\titem_id:token\trating:float\ttimestamp:float\n" : "user_id:token\titem_id:token\n";
   for (int u = 1; u <= users; ++u)
     for (int k = 0; k < 6 + u % 10; ++k) {
       s += "u" + std::to_string(u) + "\ti" + std::to_string((u * 7 + k * 13) % 97);
@@ -180,12 +191,17 @@ TEST(Cli, PrepTruncatedGzipExitsTwoAndWritesNothing) {
   const std::string dir = scratch_dir("cli_gz");
   std::string csv = "user,item\n";
   for (int u = 0; u < 400; ++u)
-    for (int k = 0; k < 8; ++k) csv += "user" + std::to_string(u) + ",item" + std::to_string((u * 5 + k * 11) % 150) + "\n";
+    for (int k = 0; k < 8; ++k)
+      csv += "user" + std::to_string(u) + ",item" + std::to_string((u * 5 + k * 11) % 150) + "\n";
   write_text(dir + "/in.csv", csv);
   ASSERT_EQ(run_command("gzip -k " + dir + "/in.csv").exit_code, 0);
   // The whole file works and gives the same split as the plain one.
-  ASSERT_EQ(run_command(kPrep + " --quiet --format csv --input " + dir + "/in.csv.gz --output " + dir + "/gz.h5").exit_code, 0);
-  ASSERT_EQ(run_command(kPrep + " --quiet --format csv --input " + dir + "/in.csv --output " + dir + "/plain.h5").exit_code, 0);
+  ASSERT_EQ(
+      run_command(kPrep + " --quiet --format csv --input " + dir + "/in.csv.gz --output " + dir + "/gz.h5").exit_code,
+      0);
+  ASSERT_EQ(
+      run_command(kPrep + " --quiet --format csv --input " + dir + "/in.csv --output " + dir + "/plain.h5").exit_code,
+      0);
   SplitFile g(dir + "/gz.h5"), p(dir + "/plain.h5");
   EXPECT_EQ(g.read_item_ids(), p.read_item_ids());
   EXPECT_EQ(g.read_rows(split::kTrain, 0, g.num_rows(split::kTrain)).indices,
@@ -235,5 +251,6 @@ TEST(Cli, PrepRecboleEndToEnd) {
   write_text(dir + "/bad.inter", "user:token\titem_id:token\n1\t2\n");
   expect_input_error(kPrep + " --format recbole --input " + dir + "/bad.inter --output " + dir + "/t.h5",
                      dir + "/bad.inter:1: header");
-  expect_input_error(kPrep + " --format recbole --input " + dir + "/ml,x --output " + dir + "/t.h5", "give one --input");
+  expect_input_error(kPrep + " --format recbole --input " + dir + "/ml,x --output " + dir + "/t.h5",
+                     "give one --input");
 }

@@ -4,9 +4,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "h5_fixtures.h"
+#include "../common/h5_fixtures.h"
 #include "recvae/util/error.h"
-#include "../test_util.h"
+#include "../common/test_util.h"
 
 namespace fs = std::filesystem;
 using namespace recvae;
@@ -30,7 +30,8 @@ void expect_input_error(F&& f, const std::vector<std::string>& pieces) {
     ADD_FAILURE() << "no InputError thrown";
   } catch (const InputError& e) {
     const std::string msg = e.what();
-    for (const auto& p : pieces) EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
+    for (const auto& p : pieces)
+      EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
     EXPECT_EQ(msg.find('\n'), std::string::npos) << "message spans lines: " << msg;
   }
 }
@@ -71,7 +72,12 @@ TEST(Csr, ValidateFindsEachProblem) {
     edit(m);
     expect_input_error([&] { m.validate("what"); }, {"what", piece});
   };
-  broken([](CsrMatrix& m) { m.indptr[2] = 4; m.indptr[3] = 3; }, "monotone");
+  broken(
+      [](CsrMatrix& m) {
+        m.indptr[2] = 4;
+        m.indptr[3] = 3;
+      },
+      "monotone");
   broken([](CsrMatrix& m) { m.indices[0] = 6; }, "out of range");
   broken([](CsrMatrix& m) { m.indices[0] = -1; }, "out of range");
   broken([](CsrMatrix& m) { std::swap(m.indices[0], m.indices[1]); }, "unsorted");
@@ -117,9 +123,8 @@ TEST(SplitFile, EveryRowRangeMatchesSlice) {
   const std::string file = write_small("ranges");
   SplitData d = small_split();
   SplitFile f(file);
-  const std::pair<const char*, const CsrMatrix*> splits[] = {{split::kTrain, &d.train},
-                                                             {split::kTestFoldIn, &d.test_fold_in},
-                                                             {split::kTestHoldout, &d.test_holdout}};
+  const std::pair<const char*, const CsrMatrix*> splits[] = {
+      {split::kTrain, &d.train}, {split::kTestFoldIn, &d.test_fold_in}, {split::kTestHoldout, &d.test_holdout}};
   for (auto [name, m] : splits) {
     for (std::int64_t lo = 0; lo <= m->rows; ++lo) {
       for (std::int64_t hi = lo; hi <= m->rows; ++hi) {
@@ -160,7 +165,8 @@ TEST(SplitFile, EmptySplitsAndLargeMatrix) {
   const std::int64_t rows = 3000, cols = 5000;
   std::vector<std::vector<std::int32_t>> r(rows);
   for (std::int64_t i = 0; i < rows; ++i)
-    for (std::int32_t c = static_cast<std::int32_t>(i % 7); c < cols; c += 7 + static_cast<std::int32_t>(i % 11)) r[i].push_back(c);
+    for (std::int32_t c = static_cast<std::int32_t>(i % 7); c < cols; c += 7 + static_cast<std::int32_t>(i % 11))
+      r[i].push_back(c);
   d.train = csr_rows(cols, r);
   d.validation_fold_in = d.validation_holdout = d.test_fold_in = d.test_holdout = CsrMatrix::empty(0, cols);
   ASSERT_GT(d.train.nnz(), 1 << 20);
@@ -224,12 +230,14 @@ TEST(SplitFileBroken, Truncated) {
     const std::string copy = file + "." + std::to_string(keep);
     fs::copy_file(file, copy);
     fs::resize_file(copy, keep);
-    expect_input_error([&] {
-      SplitFile f(copy);
-      f.read_rows(split::kTrain, 0, 5);
-      f.read_rows(split::kTestHoldout, 0, 3);
-      f.read_item_ids();
-    }, {copy});
+    expect_input_error(
+        [&] {
+          SplitFile f(copy);
+          f.read_rows(split::kTrain, 0, 5);
+          f.read_rows(split::kTestHoldout, 0, 3);
+          f.read_item_ids();
+        },
+        {copy});
   }
 }
 

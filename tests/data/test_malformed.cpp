@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "h5_fixtures.h"
+#include "../common/h5_fixtures.h"
 #include "recvae/util/error.h"
 #include "recvae/data/raw_readers.h"
-#include "../test_util.h"
+#include "../common/test_util.h"
 
 namespace fs = std::filesystem;
 using namespace recvae;
@@ -211,20 +211,17 @@ namespace {
 struct LiangRow {
   std::string name;
   std::map<std::string, std::optional<std::string>> files;
-  std::string error;         ///< expected piece of the message; empty: must import
-  std::string error_file;    ///< the file the message must name
-  std::int64_t nnz = 0;      ///< total non-zeros over the five matrices when importing
+  std::string error;                  ///< expected piece of the message; empty: must import
+  std::string error_file;             ///< the file the message must name
+  std::int64_t nnz = 0;               ///< total non-zeros over the five matrices when importing
   std::int64_t validation_rows = -1;  ///< checked when >= 0
 };
 
 std::map<std::string, std::string> liang_base() {
   return {
-      {"unique_sid.txt", "100\n200\n300\n400\n"},
-      {"unique_uid.txt", "u0\nu1\nu2\nu3\nu4\nu5\nu6\n"},
-      {"train.csv", "uid,sid\n0,1\n0,3\n1,0\n2,2\n"},
-      {"validation_tr.csv", "uid,sid\n3,0\n4,1\n"},
-      {"validation_te.csv", "uid,sid\n3,3\n4,2\n"},
-      {"test_tr.csv", "uid,sid\n5,0\n6,1\n"},
+      {"unique_sid.txt", "100\n200\n300\n400\n"},     {"unique_uid.txt", "u0\nu1\nu2\nu3\nu4\nu5\nu6\n"},
+      {"train.csv", "uid,sid\n0,1\n0,3\n1,0\n2,2\n"}, {"validation_tr.csv", "uid,sid\n3,0\n4,1\n"},
+      {"validation_te.csv", "uid,sid\n3,3\n4,2\n"},   {"test_tr.csv", "uid,sid\n5,0\n6,1\n"},
       {"test_te.csv", "uid,sid\n5,2\n6,3\n"},
   };
 }
@@ -256,13 +253,15 @@ TEST(Malformed, LiangDirectory) {
       {"non-numeric sid", F{{"test_te.csv", "uid,sid\n5,x\n"}}, ":2: bad sid 'x'", "test_te.csv"},
       {"negative sid", F{{"train.csv", "uid,sid\n0,-1\n"}}, ":2: bad sid '-1'", "train.csv"},
       {"sid out of range", F{{"test_te.csv", "uid,sid\n5,2\n6,4\n"}}, ":3: sid 4 out of range", "test_te.csv"},
-      {"sid out of range in train", F{{"train.csv", "uid,sid\n0,1\n1,400\n"}}, ":3: sid 400 out of range",
-       "train.csv"},
+      {"sid out of range in train", F{{"train.csv", "uid,sid\n0,1\n1,400\n"}}, ":3: sid 400 out of range", "train.csv"},
       // tr and te cover different uid ranges: rows span both, users missing from one side get empty rows.
       {"tr/te uid ranges differ", F{{"validation_tr.csv", "uid,sid\n3,0\n"}, {"validation_te.csv", "uid,sid\n4,2\n"}},
        "", "", 10, 2},
-      {"tr/te disjoint ranges", F{{"validation_tr.csv", "uid,sid\n3,0\n4,1\n"}, {"validation_te.csv", "uid,sid\n5,2\n6,3\n"},
-                                  {"test_tr.csv", "uid,sid\n"}, {"test_te.csv", "uid,sid\n"}},
+      {"tr/te disjoint ranges",
+       F{{"validation_tr.csv", "uid,sid\n3,0\n4,1\n"},
+         {"validation_te.csv", "uid,sid\n5,2\n6,3\n"},
+         {"test_tr.csv", "uid,sid\n"},
+         {"test_te.csv", "uid,sid\n"}},
        "", "", 8, 4},
       // Gaps in the uids become empty rows (as in the reference code) ...
       {"non-consecutive train uids", F{{"train.csv", "uid,sid\n0,1\n2,3\n"}}, "", "", 10, 2},
@@ -275,10 +274,10 @@ TEST(Malformed, LiangDirectory) {
        "test_te.csv"},
       {"uid beyond int64", F{{"train.csv", "uid,sid\n99999999999999999999,2\n"}}, ":2: bad uid", "train.csv"},
       {"empty heldout files", F{{"test_tr.csv", "uid,sid\n"}, {"test_te.csv", "uid,sid\n"}}, "", "", 8, 2},
-      {"truncated last lines", F{{"train.csv", "uid,sid\n0,1\n0,3\n1,0\n2,2"}, {"unique_sid.txt", "100\n200\n300\n400"}},
-       "", "", 12, 2},
-      {"CRLF line endings", F{{"train.csv", "uid,sid\r\n0,1\r\n0,3\r\n1,0\r\n2,2\r\n"},
-                              {"unique_sid.txt", "100\r\n200\r\n300\r\n400\r\n"}},
+      {"truncated last lines",
+       F{{"train.csv", "uid,sid\n0,1\n0,3\n1,0\n2,2"}, {"unique_sid.txt", "100\n200\n300\n400"}}, "", "", 12, 2},
+      {"CRLF line endings",
+       F{{"train.csv", "uid,sid\r\n0,1\r\n0,3\r\n1,0\r\n2,2\r\n"}, {"unique_sid.txt", "100\r\n200\r\n300\r\n400\r\n"}},
        "", "", 12, 2},
       {"extra whitespace", F{{"train.csv", " uid , sid \n 0 ,1\n\n0, 3\n  \n1,0 \n2,\t2\n"}}, "", "", 12, 2},
       {"binary garbage", F{{"test_tr.csv", kGarbage}}, ":1: unexpected header", "test_tr.csv"},
@@ -400,9 +399,9 @@ void raw_huge_item_ids(const std::string& file, hsize_t n) {
 
 struct SplitRow {
   std::string name;
-  std::function<void(const std::string&)> corrupt;   ///< edits the valid small split file
-  std::function<void(const SplitFile&)> read;         ///< after a successful open (may be empty)
-  std::vector<std::string> pieces;                    ///< expected in the message (plus the path)
+  std::function<void(const std::string&)> corrupt;  ///< edits the valid small split file
+  std::function<void(const SplitFile&)> read;       ///< after a successful open (may be empty)
+  std::vector<std::string> pieces;                  ///< expected in the message (plus the path)
 };
 
 }  // namespace
@@ -410,30 +409,55 @@ struct SplitRow {
 TEST(Malformed, SplitFile) {
   const std::vector<SplitRow> rows = {
       {"zero-byte file", [](const std::string& f) { fs::resize_file(f, 0); }, nullptr, {"cannot open"}},
-      {"format_version is a string", [](const std::string& f) { raw_string_attr(f, "/", "format_version", "1"); },
-       nullptr, {"format_version"}},
+      {"format_version is a string",
+       [](const std::string& f) { raw_string_attr(f, "/", "format_version", "1"); },
+       nullptr,
+       {"format_version"}},
       {"indptr does not start at 0",
-       [](const std::string& f) { raw_replace_csr(f, "validation/holdout", 2, 6, {1, 1, 2}, {5, 2}, {1, 1}); }, nullptr,
+       [](const std::string& f) {
+         raw_replace_csr(f, "validation/holdout", 2, 6, {1, 1, 2}, {5, 2}, {1, 1});
+       },
+       nullptr,
        {"validation/holdout", "indptr[0] = 1"}},
-      {"negative shape", [](const std::string& f) { raw_replace_csr(f, "train", -1, 6, {}, {}, {}); }, nullptr,
+      {"negative shape",
+       [](const std::string& f) { raw_replace_csr(f, "train", -1, 6, {}, {}, {}); },
+       nullptr,
        {"train", "negative shape"}},
       // Found by fuzz_split_file: shape[0] + 1 overflowed (UBSan) before the indptr length check.
-      {"row count INT64_MAX", [](const std::string& f) { raw_shape(f, "train", {INT64_MAX, 6}); }, nullptr,
+      {"row count INT64_MAX",
+       [](const std::string& f) {
+         raw_shape(f, "train", {INT64_MAX, 6});
+       },
+       nullptr,
        {"train", "indptr has 6 entries for 9223372036854775807 rows"}},
-      {"shape with 3 entries", [](const std::string& f) { raw_shape(f, "test/fold_in", {3, 6, 1}); }, nullptr,
+      {"shape with 3 entries",
+       [](const std::string& f) {
+         raw_shape(f, "test/fold_in", {3, 6, 1});
+       },
+       nullptr,
        {"test/fold_in", "shape must have 2 entries"}},
       {"wrong encoding-type",
-       [](const std::string& f) { raw_string_attr(f, "validation/fold_in", "encoding-type", "coo_matrix"); }, nullptr,
+       [](const std::string& f) { raw_string_attr(f, "validation/fold_in", "encoding-type", "coo_matrix"); },
+       nullptr,
        {"validation/fold_in", "encoding-type 'coo_matrix'"}},
-      {"2-D indices", [](const std::string& f) { raw_make_2d(f, "train/indices", 6); }, nullptr,
+      {"2-D indices",
+       [](const std::string& f) { raw_make_2d(f, "train/indices", 6); },
+       nullptr,
        {"train", "indices", "not a 1-D dataset"}},
       {"indptr jumps beyond nnz in the middle",
-       [](const std::string& f) { raw_replace_csr(f, "test/holdout", 3, 6, {0, 9, 2, 2}, {5, 1}, {1, 1}); },
-       [](const SplitFile& s) { s.read_rows(split::kTestHoldout, 0, 1); }, {"test/holdout", "indptr points outside"}},
+       [](const std::string& f) {
+         raw_replace_csr(f, "test/holdout", 3, 6, {0, 9, 2, 2}, {5, 1}, {1, 1});
+       },
+       [](const SplitFile& s) { s.read_rows(split::kTestHoldout, 0, 1); },
+       {"test/holdout", "indptr points outside"}},
       // Found by fuzz_split_file: a corrupt length sized a std::vector (std::length_error).
-      {"item_ids claims 2^60 entries", [](const std::string& f) { raw_huge_item_ids(f, hsize_t(1) << 60); },
-       [](const SplitFile& s) { s.read_item_ids(); }, {"item_ids claims 1152921504606846976 entries"}},
-      {"row range beyond the split", nullptr, [](const SplitFile& s) { s.read_rows(split::kTestFoldIn, 2, 4); },
+      {"item_ids claims 2^60 entries",
+       [](const std::string& f) { raw_huge_item_ids(f, hsize_t(1) << 60); },
+       [](const SplitFile& s) { s.read_item_ids(); },
+       {"item_ids claims 1152921504606846976 entries"}},
+      {"row range beyond the split",
+       nullptr,
+       [](const SplitFile& s) { s.read_rows(split::kTestFoldIn, 2, 4); },
        {"test/fold_in", "out of range"}},
       {"unknown split name", nullptr, [](const SplitFile& s) { s.read_rows("train2", 0, 1); }, {"unknown split"}},
   };
@@ -450,7 +474,8 @@ TEST(Malformed, SplitFile) {
     } catch (const InputError& e) {
       const std::string msg = e.what();
       EXPECT_NE(msg.find(file), std::string::npos) << "message does not name the file: " << msg;
-      for (const auto& p : row.pieces) EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
+      for (const auto& p : row.pieces)
+        EXPECT_NE(msg.find(p), std::string::npos) << "message '" << msg << "' lacks '" << p << "'";
     } catch (const std::exception& e) {
       ADD_FAILURE() << "not an InputError: " << e.what();
     }

@@ -87,7 +87,8 @@ TEST(Protocol, SplitProperties) {
   ASSERT_EQ(d.validation_user_ids.size(), 50u);
   const std::int64_t cols = d.train.cols;
   ASSERT_EQ(static_cast<std::int64_t>(d.item_ids.size()), cols);
-  for (const CsrMatrix* m : {&d.train, &d.validation_fold_in, &d.validation_holdout, &d.test_fold_in, &d.test_holdout}) {
+  for (const CsrMatrix* m :
+       {&d.train, &d.validation_fold_in, &d.validation_holdout, &d.test_fold_in, &d.test_holdout}) {
     EXPECT_EQ(m->cols, cols);
     EXPECT_NO_THROW(m->validate("split"));
     for (float v : m->data) ASSERT_EQ(v, 1.0f);
@@ -194,7 +195,9 @@ TEST(Protocol, ThresholdAndDuplicates) {
   d.source = "fixture";
   for (int u = 0; u < 4; ++u) d.user_names.push_back("u" + std::to_string(u));
   for (int i = 0; i < 8; ++i) d.item_names.push_back("i" + std::to_string(i));
-  auto add = [&](std::uint32_t u, std::uint32_t i, float v) { d.user.push_back(u), d.item.push_back(i), d.value.push_back(v); };
+  auto add = [&](std::uint32_t u, std::uint32_t i, float v) {
+    d.user.push_back(u), d.item.push_back(i), d.value.push_back(v);
+  };
   for (std::uint32_t u = 0; u < 4; ++u)
     for (std::uint32_t i = 0; i < 6; ++i) add(u, i, 4.0f);
   add(0, 6, 3.5f);  // not > 3.5: dropped
@@ -321,7 +324,8 @@ TEST(Synth, PlantedStructureBeatsPopularity) {
       if (ho.row_nnz(r) == 0) continue;
       std::vector<double> score(static_cast<std::size_t>(I));
       for (std::int64_t i = 0; i < I; ++i) {
-        if (!use_co) score[i] = pop[i];
+        if (!use_co)
+          score[i] = pop[i];
         else {
           double sc = 0;
           for (std::int64_t k = fi.indptr[r]; k < fi.indptr[r + 1]; ++k)

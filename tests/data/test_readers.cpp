@@ -10,7 +10,7 @@
 
 #include "recvae/util/error.h"
 #include "recvae/data/raw_readers.h"
-#include "../test_util.h"
+#include "../common/test_util.h"
 
 using namespace recvae;
 using namespace recvae::testing;
@@ -37,7 +37,8 @@ std::string error_of(const std::function<void()>& f) {
 /// One gzip member holding `text` (zlib's deflate with the gzip wrapper, as gzip -6 writes it).
 std::string gzip_member(const std::string& text) {
   z_stream zs{};
-  if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) throw std::runtime_error("deflateInit2");
+  if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    throw std::runtime_error("deflateInit2");
   std::string out(deflateBound(&zs, static_cast<uLong>(text.size())) + 64, '\0');
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
   zs.avail_in = static_cast<uInt>(text.size());
@@ -139,7 +140,8 @@ TEST(Readers, NetflixCombinedFiles) {
   auto m = as_map(by_dir);
   EXPECT_FLOAT_EQ((m[{"1488844", "2"}]), 4.0f);
   EXPECT_FLOAT_EQ((m[{"822109", "3"}]), 1.0f);
-  Interactions by_files = read_netflix(split_paths(dir + "/combined_data_1.txt," + dir + "/combined_data_2.txt"), false);
+  Interactions by_files =
+      read_netflix(split_paths(dir + "/combined_data_1.txt," + dir + "/combined_data_2.txt"), false);
   EXPECT_EQ(as_map(by_files), m);
   Interactions one = read_netflix({dir + "/combined_data_2.txt"}, false);
   EXPECT_EQ(one.size(), 1);
@@ -278,8 +280,8 @@ TEST(Gzip, SameInteractionsAsPlainFile) {
   expect_same(read_movielens(dir + "/gz_ml", false), read_movielens(dir + "/plain_ml", false), "movielens dir");
   expect_same(read_msd(dir + "/gz_msd", false), read_msd(dir + "/plain_msd", false), "msd dir");
   expect_same(read_csv(dir + "/gz_csv", false), read_csv(dir + "/plain_csv", false), "csv dir");
-  expect_same(read_csv(dir + "/gz_csv/interactions.csv.gz", false), read_csv(dir + "/plain_csv/interactions.csv", false),
-              "csv file");
+  expect_same(read_csv(dir + "/gz_csv/interactions.csv.gz", false),
+              read_csv(dir + "/plain_csv/interactions.csv", false), "csv file");
   EXPECT_EQ(read_csv(dir + "/gz_csv", false).size(), 3000);
   EXPECT_EQ(read_movielens(dir + "/gz_ml", false).num_users(), 429);
 
@@ -321,7 +323,8 @@ TEST(Gzip, MultiMemberFiles) {
   const std::string head = "user,item,value\n", part1 = rows(2000, ','), part2 = "zed,i9,4\nu1,i400,2\n";
   write_text(dir + "/plain.csv", head + part1 + part2);
   // As `cat a.gz b.gz` makes it, with an empty member between and tape padding after.
-  write_text(dir + "/multi.csv", gzip_member(head + part1) + gzip_member("") + gzip_member(part2) + std::string(100, '\0'));
+  write_text(dir + "/multi.csv",
+             gzip_member(head + part1) + gzip_member("") + gzip_member(part2) + std::string(100, '\0'));
   Interactions multi = read_csv(dir + "/multi.csv", false);
   EXPECT_EQ(multi.size(), 2002);
   expect_same(multi, read_csv(dir + "/plain.csv", false), "three members");
@@ -388,7 +391,11 @@ TEST(Gzip, WrittenByTheGzipCommand) {
   write_text(dir + "/train_triplets.txt", rows(5000, '\t'));
   write_text(dir + "/b.txt", "extra\tS1\t3\n");
   // -k keeps the plain file to compare with; the second member comes from a separate gzip run.
-  ASSERT_EQ(run_command("cd " + dir + " && gzip -k -9 train_triplets.txt && gzip -c b.txt > b.gz && cat train_triplets.txt.gz b.gz > two.gz").exit_code, 0);
+  ASSERT_EQ(run_command(
+                "cd " + dir +
+                " && gzip -k -9 train_triplets.txt && gzip -c b.txt > b.gz && cat train_triplets.txt.gz b.gz > two.gz")
+                .exit_code,
+            0);
   Interactions plain = read_msd(dir + "/train_triplets.txt", false);
   expect_same(read_msd(dir + "/train_triplets.txt.gz", false), plain, "gzip -9");
   Interactions two = read_msd(dir + "/two.gz", false);
@@ -445,13 +452,22 @@ TEST(CsvQuoting, MixedQuotingGivesTheSameIdsAsUnquoted) {
   const std::string dir = scratch_dir("csv_mixed");
   std::string plain = "user,item,value\n", mixed = "\"user\",item,\"value\"\n";
   for (int k = 0; k < 3000; ++k) {
-    const std::string u = "user" + std::to_string(k / 5), i = "item" + std::to_string((k * 31) % 401), v = std::to_string(k % 7);
+    const std::string u = "user" + std::to_string(k / 5), i = "item" + std::to_string((k * 31) % 401),
+                      v = std::to_string(k % 7);
     plain += u + "," + i + "," + v + "\n";
     switch (k % 4) {
-      case 0: mixed += u + "," + i + "," + v + "\n"; break;
-      case 1: mixed += "\"" + u + "\"," + i + "," + v + "\n"; break;
-      case 2: mixed += u + ",\"" + i + "\",\"" + v + "\"\n"; break;
-      default: mixed += "\"" + u + "\",\"" + i + "\"," + v + "\r\n"; break;
+      case 0:
+        mixed += u + "," + i + "," + v + "\n";
+        break;
+      case 1:
+        mixed += "\"" + u + "\"," + i + "," + v + "\n";
+        break;
+      case 2:
+        mixed += u + ",\"" + i + "\",\"" + v + "\"\n";
+        break;
+      default:
+        mixed += "\"" + u + "\",\"" + i + "\"," + v + "\r\n";
+        break;
     }
   }
   write_text(dir + "/plain.csv", plain);
@@ -463,7 +479,8 @@ TEST(CsvQuoting, EscapedUserIdsOnConsecutiveLines) {
   // Unescaped ids live in scratch space that the next line overwrites: two different escaped users in a
   // row must not be taken for one.
   const std::string dir = scratch_dir("csv_escaped_run");
-  write_text(dir + "/e.csv", "user,item\n\"a\"\"1\",x\n\"a\"\"1\",y\n\"b\"\"2\",x\n\"a\"\"1\",z\nplain,x\n\"b\"\"2\",y\n");
+  write_text(dir + "/e.csv",
+             "user,item\n\"a\"\"1\",x\n\"a\"\"1\",y\n\"b\"\"2\",x\n\"a\"\"1\",z\nplain,x\n\"b\"\"2\",y\n");
   Interactions d = read_csv(dir + "/e.csv", false);
   EXPECT_EQ(d.user_names, (std::vector<std::string>{"a\"1", "b\"2", "plain"}));
   EXPECT_EQ(d.user, (std::vector<std::uint32_t>{0, 0, 1, 0, 2, 1}));

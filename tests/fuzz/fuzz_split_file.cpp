@@ -27,7 +27,7 @@ namespace {
 
 struct Seed {
   std::string dir;
-  std::string patched;           // the file each input is written to
+  std::string patched;              // the file each input is written to
   std::vector<std::uint8_t> bytes;  // the valid split file
 };
 
@@ -103,8 +103,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::vector<std::uint8_t> bytes = s.bytes;
   std::size_t k = 0;
   for (; k + 3 <= size; k += 3) {
-    const std::size_t off = (static_cast<std::size_t>(data[k]) | (static_cast<std::size_t>(data[k + 1]) << 8)) %
-                            bytes.size();
+    const std::size_t off =
+        (static_cast<std::size_t>(data[k]) | (static_cast<std::size_t>(data[k + 1]) << 8)) % bytes.size();
     bytes[off] = data[k + 2];
   }
   if (size - k == 1 && data[k] < 255) bytes.resize(bytes.size() * (data[k] + 1u) / 256u);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# run_compare_test.sh: tests launch/compare.sh, launch/compare_table.py and launch/plot_run.py.
+# run_compare_test.sh: tests launch/analysis/compare.sh, launch/analysis/compare_table.py and
+# launch/analysis/plot_run.py.
 #
 #   bash tests/launch/run_compare_test.sh BIN_DIR SOURCE_DIR
 #
@@ -9,7 +10,7 @@
 #
 # What it does, in a temporary directory (removed on success; KEEP_TMP=1 keeps it):
 #   1. makes the tiny synthetic split (recvae_synth --preset tiny);
-#   2. launch/compare.sh SPLIT --models multdae,ease --seeds 2 --set train.epochs=2
+#   2. launch/analysis/compare.sh SPLIT --models multdae,ease --seeds 2 --set train.epochs=2
 #      --set train.threads=1: three runs (EASE is deterministic: one seed). Checked: exit 0, a
 #      started and a finished progress line per run;
 #   3. table.md: the header (model, NDCG@100, Recall@20, Recall@50, ...), the separator, exactly
@@ -70,8 +71,9 @@ say "python $PY, binaries $BIN_DIR, tmp $TMP"
 # --- 2. compare.sh ---------------------------------------------------------------------------------
 OUT=$TMP/cmp
 rc=0
-bash "$SRC_DIR/launch/compare.sh" "$TMP/tiny.h5" --models multdae,ease --seeds 2 --out "$OUT" \
-  --bin-dir "$BIN_DIR" --set train.epochs=2 --set train.threads=1 >"$TMP/compare.out" 2>&1 || rc=$?
+bash "$SRC_DIR/launch/analysis/compare.sh" "$TMP/tiny.h5" --models multdae,ease --seeds 2 \
+  --out "$OUT" --bin-dir "$BIN_DIR" --set train.epochs=2 --set train.threads=1 \
+  >"$TMP/compare.out" 2>&1 || rc=$?
 cat "$TMP/compare.out"
 [[ $rc -eq 0 ]] || fail "compare.sh exited with status $rc"
 started=$(grep -c '^compare: \[[0-9]/3\] .*: started' "$TMP/compare.out")
@@ -203,7 +205,7 @@ PY
 say "table.md, table.json, table.png and the runs' curves.png checked"
 
 # --- 6. plot_run.py -------------------------------------------------------------------------------
-PLOT=$SRC_DIR/launch/plot_run.py
+PLOT=$SRC_DIR/launch/analysis/plot_run.py
 rc=0
 "$PY" "$PLOT" "$OUT/runs/multdae-s1" -o "$TMP/explicit.png" >"$TMP/plot.out" 2>&1 || rc=$?
 [[ $rc -eq 0 ]] || { cat "$TMP/plot.out"; fail "plot_run.py on a run directory exited with $rc"; }
@@ -228,7 +230,7 @@ done
 
 # --- 7. compare_table.py again, and with a failed run ---------------------------------------------
 cp "$OUT/table.json" "$TMP/table.first.json"
-"$PY" "$SRC_DIR/launch/compare_table.py" "$OUT" --no-png >/dev/null 2>&1 ||
+"$PY" "$SRC_DIR/launch/analysis/compare_table.py" "$OUT" --no-png >/dev/null 2>&1 ||
   fail "compare_table.py on the finished comparison failed"
 "$PY" - "$TMP/table.first.json" "$OUT/table.json" <<'PY' || fail "compare_table.py again gave other numbers"
 import json, sys
@@ -239,7 +241,7 @@ PY
 cp -r "$OUT" "$TMP/failed"
 echo 1 >"$TMP/failed/runs/ease-s1.rc"
 rc=0
-"$PY" "$SRC_DIR/launch/compare_table.py" "$TMP/failed" --no-png >"$TMP/failed.out" 2>&1 || rc=$?
+"$PY" "$SRC_DIR/launch/analysis/compare_table.py" "$TMP/failed" --no-png >"$TMP/failed.out" 2>&1 || rc=$?
 [[ $rc -eq 1 ]] || { cat "$TMP/failed.out"; fail "compare_table.py with a failed run exited with $rc, expected 1"; }
 grep -q '^| EASE | failed | failed | failed |' "$TMP/failed/table.md" ||
   { cat "$TMP/failed/table.md"; fail "EASE's row does not say failed"; }
@@ -251,10 +253,10 @@ say "compare_table.py: same numbers when rerun; a failed run gives exit 1 and a 
 for args in "" "$TMP/tiny.h5 --seeds 0" "$TMP/tiny.h5 --set train.seed=3"; do
   rc=0
   # shellcheck disable=SC2086  # word splitting of args is intended
-  bash "$SRC_DIR/launch/compare.sh" $args --bin-dir "$BIN_DIR" --out "$TMP/bad" >/dev/null 2>&1 || rc=$?
+  bash "$SRC_DIR/launch/analysis/compare.sh" $args --bin-dir "$BIN_DIR" --out "$TMP/bad" >/dev/null 2>&1 || rc=$?
   [[ $rc -eq 2 ]] || fail "compare.sh ${args:-(no split)} exited with $rc, expected 2"
 done
-bash "$SRC_DIR/launch/compare.sh" --help >/dev/null || fail "compare.sh --help failed"
+bash "$SRC_DIR/launch/analysis/compare.sh" --help >/dev/null || fail "compare.sh --help failed"
 "$PY" "$PLOT" --help >/dev/null || fail "plot_run.py --help failed"
 
 passed=1

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# run_export_example_test.sh: the README's model-export example (launch/export_example.py, h5py and
-# NumPy only) gives the lists recvae_recommend gives, for every model type it covers.
+# run_export_example_test.sh: the model-export example (docs/operations.md,
+# launch/examples/export_example.py; h5py and NumPy only) gives the lists recvae_recommend gives,
+# for every model type it covers.
 #
 #   bash tests/launch/run_export_example_test.sh BIN_DIR SOURCE_DIR
 #
@@ -18,7 +19,7 @@ BIN_DIR=$(readlink -f "$1")
 SRC_DIR=$(readlink -f "$2")
 say() { echo "export_example_test: $*"; }
 
-# shellcheck source=../../launch/lib/python.sh
+# shellcheck source=launch/lib/python.sh
 source "$SRC_DIR/launch/lib/python.sh"
 if ! py=$(recvae_python_with h5py numpy); then
   say "SKIP: no Python with h5py and NumPy"
@@ -50,7 +51,7 @@ for model in recvae multvae multdae ease; do
   fi
   "$BIN_DIR/recvae_recommend" "run-$model" --users history.csv --k 10 --output "$model-recs.csv" --threads 1 \
     >>"$model.log" 2>&1 || { say "FAIL: $model: recvae_recommend failed"; tail -5 "$model.log"; status=1; continue; }
-  "$py" "$SRC_DIR/launch/export_example.py" "run-$model/model.h5" "${history[@]}" --k 10 >"$model-example.csv" \
+  "$py" "$SRC_DIR/launch/examples/export_example.py" "run-$model/model.h5" "${history[@]}" --k 10 >"$model-example.csv" \
     2>>"$model.log" || { say "FAIL: $model: export_example.py failed"; tail -5 "$model.log"; status=1; continue; }
   if "$py" - "$model-recs.csv" "$model-example.csv" <<'PY'
 import csv, sys

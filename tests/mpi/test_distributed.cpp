@@ -11,14 +11,14 @@
 #include <filesystem>
 
 #include "../common/fixtures.h"
-#include "../test_util.h"
+#include "../common/test_util.h"
 #include "recvae/dist/comm.h"
 #include "recvae/util/error.h"
 #include "recvae/data/h5_dataset.h"
 #include "recvae/data/sharding.h"
 #include "recvae/models/cdae.h"
 #include "recvae/models/ease.h"
-#include "recvae/models/gram.h"
+#include "recvae/linalg/gram.h"
 #include "recvae/models/implicit_slim.h"
 #include "recvae/models/slim.h"
 #include "recvae/models/wmf.h"
@@ -26,6 +26,8 @@
 #include "recvae/models/ract.h"
 #include "recvae/serve/recommender.h"
 #include "recvae/train/trainer.h"
+#include "recvae/models/multdae.h"
+#include "recvae/models/autorec.h"
 
 namespace recvae {
 namespace {
@@ -113,8 +115,8 @@ TEST(Distributed, ParametersEqualSingleProcessAfterSteps) {
   train_some(single);
   const double rel = max_relative_difference(dist.model().parameters(), single.model().parameters());
   EXPECT_LE(rel, 1e-5) << "world size " << world_size();
-  EXPECT_GT(max_relative_difference(dist.model().parameters(),
-                                    Trainer(c, *self).model().parameters()), 1e-3);  // it did train
+  EXPECT_GT(max_relative_difference(dist.model().parameters(), Trainer(c, *self).model().parameters()),
+            1e-3);  // it did train
 }
 
 TEST(Distributed, RanksOwningNoUsersOfABatchStayInStep) {
@@ -242,15 +244,15 @@ TEST(Distributed, RanksWithDifferentConfigsRefuseToStart) {
 Config model_config(const std::string& type, const std::string& name, std::int64_t batch) {
   Config c = config_for(name + "_" + type, batch);
   c.model.type = type;
-  c.multvae.hidden_dim = 32;
-  c.multvae.latent_dim = 8;
-  c.multvae.anneal_steps = 20;  // beta rises during the steps below (0, 0.05, 0.1, ...)
-  c.multdae.latent_dim = 16;
-  c.cdae.hidden_dim = 16;
-  c.autorec.hidden_dim = 24;
-  c.ract.critic_epochs = 1;  // epoch 1: the measuring pass and the critic; epoch 2: actor-critic
-  c.ract.ac_epochs = 1;
-  c.ract.actor_lr = 1e-3;    // large enough for the actor to move measurably in four steps
+  c.section<MultVAEConfig>().hidden_dim = 32;
+  c.section<MultVAEConfig>().latent_dim = 8;
+  c.section<MultVAEConfig>().anneal_steps = 20;  // beta rises during the steps below (0, 0.05, 0.1, ...)
+  c.section<MultDAEConfig>().latent_dim = 16;
+  c.section<CDAEConfig>().hidden_dim = 16;
+  c.section<AutoRecConfig>().hidden_dim = 24;
+  c.section<RaCTConfig>().critic_epochs = 1;  // epoch 1: the measuring pass and the critic; epoch 2: actor-critic
+  c.section<RaCTConfig>().ac_epochs = 1;
+  c.section<RaCTConfig>().actor_lr = 1e-3;  // large enough for the actor to move measurably in four steps
   return c;
 }
 
@@ -300,7 +302,7 @@ TEST_P(DistributedModels, ParametersEqualSingleProcessAfterSteps) {
   }
   if (GetParam() == "multvae") {
     auto& m = dynamic_cast<MultVAEModel&>(dist.model());
-    EXPECT_DOUBLE_EQ(m.beta_at(2), 0.1);                    // min(0.2, 2 / 20)
+    EXPECT_DOUBLE_EQ(m.beta_at(2), 0.1);                   // min(0.2, 2 / 20)
     EXPECT_DOUBLE_EQ(m.beta_at(dist.global_step()), 0.2);  // min(0.2, 8 / 20)
   }
   EXPECT_NO_THROW(dist.check_replicas_in_sync());
@@ -345,10 +347,11 @@ TEST(DistributedEASE, GramAndFitEqualSingleProcess) {
                            g.index_select(1, torch::tensor(cols, torch::kLong))));
 
   Config c = model_config("ease", "ease_fit", 64);
-  c.ease.lambda = {10.0, 100.0};
+  c.section<EASEConfig>().lambda = {10.0, 100.0};
   SideBySide both(c);
   EXPECT_EQ(both.dist.best_epoch, both.single.best_epoch);
-  EXPECT_NEAR(both.dist.test.ndcg100, both.single.test.ndcg100, 1e-9 * both.single.test.ndcg100);  // sums in another order
+  EXPECT_NEAR(both.dist.test.ndcg100, both.single.test.ndcg100,
+              1e-9 * both.single.test.ndcg100);  // sums in another order
   EXPECT_TRUE(torch::equal(dynamic_cast<EASEModel&>(both.dist_trainer->model()).weights(),
                            dynamic_cast<EASEModel&>(both.single_trainer->model()).weights()));
 }
@@ -387,9 +390,9 @@ TEST(DistributedImplicitSLIM, UpdateAndRunEqualSingleProcess) {
 TEST(DistributedALS, FactorsEqualSingleProcess) {
   for (const char* type : {"wmf", "pmf"}) {
     Config c = model_config(type, std::string("als_") + type, 64);
-    c.wmf.dim = 8;
-    c.wmf.regularization = 0.01;
-    c.pmf.dim = 8;
+    c.section<WMFConfig>().dim = 8;
+    c.section<WMFConfig>().regularization = 0.01;
+    c.section<PMFConfig>().dim = 8;
     c.train.epochs = 2;
     SideBySide both(c);
     auto& d = dynamic_cast<ALSModel&>(both.dist_trainer->model());
@@ -426,7 +429,8 @@ TEST(DistributedSLIM, AFitStoppedOnOneRankResumesAtAnyWorldSize) {
   part.fit(0, FitContext{mine, r.lo, *world, 1, [&] { return world_rank() == 0 && ++polls > 10; }});
   const torch::Tensor progress = part.fit_progress();
   ASSERT_TRUE(progress.defined()) << "rank " << world_rank() << " did not learn of rank 0's stop";
-  const std::vector<std::int64_t> flags(progress.data_ptr<std::int64_t>(), progress.data_ptr<std::int64_t>() + progress.numel());
+  const std::vector<std::int64_t> flags(progress.data_ptr<std::int64_t>(),
+                                        progress.data_ptr<std::int64_t>() + progress.numel());
   const std::vector<std::int64_t> every = allgather_host(*world, flags);
   for (int k = 1; k < world_size(); ++k)
     EXPECT_TRUE(std::equal(flags.begin(), flags.end(), every.begin() + k * static_cast<std::ptrdiff_t>(flags.size())))
@@ -492,7 +496,8 @@ TEST(Distributed, AllgatherHostBytesConcatenatesInRankOrder) {
   std::vector<char> mine(static_cast<std::size_t>(world_rank()), static_cast<char>(world_rank()));
   const std::vector<char> all = allgather_host_bytes(*comm, mine.data(), mine.size());
   std::vector<char> expected;
-  for (int r = 0; r < world_size(); ++r) expected.insert(expected.end(), static_cast<std::size_t>(r), static_cast<char>(r));
+  for (int r = 0; r < world_size(); ++r)
+    expected.insert(expected.end(), static_cast<std::size_t>(r), static_cast<char>(r));
   EXPECT_EQ(all, expected);
 }
 
@@ -500,7 +505,7 @@ TEST(Distributed, RecommendationsOverRanksEqualOneProcess) {
   auto comm = make_mpi_communicator();
   Config c = config_for("recommend", 64);
   c.model.type = "multdae";
-  c.multdae.latent_dim = 16;
+  c.section<MultDAEConfig>().latent_dim = 16;
   c.train.epochs = 1;
   Trainer(c, *comm).run();
   comm->barrier();

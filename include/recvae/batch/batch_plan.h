@@ -41,13 +41,12 @@ namespace recvae {
 std::uint64_t stream_seed(std::uint64_t seed, std::uint64_t stream);
 
 /// The permutation of [0, n) used by pass `pass` of epoch `epoch` (Fisher-Yates, counter RNG).
-std::vector<std::int64_t> pass_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch,
-                                           std::int64_t pass);
+std::vector<std::int64_t> pass_permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch, std::int64_t pass);
 
 /// Rows of one global batch owned by a rank.
 struct LocalBatch {
-  std::int64_t global_size = 0;            ///< users in the whole global batch (loss normaliser)
-  std::vector<std::int64_t> global_rows;   ///< owned users, global row ids, in batch order
+  std::int64_t global_size = 0;           ///< users in the whole global batch (loss normaliser)
+  std::vector<std::int64_t> global_rows;  ///< owned users, global row ids, in batch order
 };
 
 /// Splits a pass's permutation into global batches and selects this rank's users.

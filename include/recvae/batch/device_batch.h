@@ -15,11 +15,11 @@ namespace recvae {
 
 /// A shard's rows on a device.
 struct DeviceShard {
-  torch::Tensor indptr;                  ///< int64 [rows + 1]
-  torch::Tensor indices;                 ///< int64 [nnz]
-  torch::Tensor data;                    ///< float [nnz]
-  std::vector<std::int64_t> host_indptr; ///< host copy: batch sizes are known without a device sync
-  std::int64_t row_offset = 0;           ///< global row id of local row 0
+  torch::Tensor indptr;                   ///< int64 [rows + 1]
+  torch::Tensor indices;                  ///< int64 [nnz]
+  torch::Tensor data;                     ///< float [nnz]
+  std::vector<std::int64_t> host_indptr;  ///< host copy: batch sizes are known without a device sync
+  std::int64_t row_offset = 0;            ///< global row id of local row 0
 
   /// Copies `shard` (whose row 0 is global row `row_offset`) to `device`.
   static DeviceShard upload(const CsrMatrix& shard, std::int64_t row_offset, const torch::Device& device);

@@ -41,7 +41,6 @@ SparseBatch assemble_batch(const CsrMatrix& shard, std::int64_t shard_offset,
                            const torch::Device& device);
 
 /// Rows [lo, hi) of `shard` (local indices) as an evaluation batch.
-SparseBatch assemble_eval_batch(const CsrMatrix& shard, std::int64_t lo, std::int64_t hi,
-                                const torch::Device& device);
+SparseBatch assemble_eval_batch(const CsrMatrix& shard, std::int64_t lo, std::int64_t hi, const torch::Device& device);
 
 }  // namespace recvae

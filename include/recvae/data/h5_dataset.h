@@ -26,12 +26,12 @@ constexpr int kFormatVersion = 1;
 
 /// The protocol parameters stored as root attributes (so a file says how it was made).
 struct ProtocolInfo {
-  std::string source_format;        ///< movielens, netflix, msd, csv, liang, synthetic
-  double threshold = 0.0;           ///< keep interactions with value > threshold (NaN/none: all)
-  bool has_threshold = false;       ///< false: every interaction kept
+  std::string source_format;   ///< movielens, netflix, msd, csv, liang, synthetic
+  double threshold = 0.0;      ///< keep interactions with value > threshold (NaN/none: all)
+  bool has_threshold = false;  ///< false: every interaction kept
   std::int64_t min_items_per_user = 0;
   std::int64_t min_users_per_item = 0;
-  std::int64_t heldout_users = 0;   ///< n: validation users = test users = n
+  std::int64_t heldout_users = 0;  ///< n: validation users = test users = n
   double holdout_fraction = 0.2;
   std::uint64_t seed = 0;
 };

@@ -66,8 +66,7 @@ void write_strings(hid_t loc, const char* name, const std::vector<std::string>& 
 /// Length of a 1-D dataset (InputError when it is not 1-D).
 std::int64_t dataset_length(hid_t ds, const std::string& where);
 /// Reads elements [offset, offset + count) of a 1-D dataset.
-void read_range(hid_t ds, hid_t mem_type, std::int64_t offset, std::int64_t count, void* out,
-                const std::string& where);
+void read_range(hid_t ds, hid_t mem_type, std::int64_t offset, std::int64_t count, void* out, const std::string& where);
 /// Whether every component of the link path `path` exists under `loc`.
 bool has_link(hid_t loc, const std::string& path);
 /// Whether `obj` has the attribute `name`.
@@ -92,7 +91,8 @@ template <typename T>
 T read_scalar_attr(hid_t obj, const char* name, hid_t mem_type, const std::string& where) {
   Handle attr = checked(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, where + ": missing attribute " + name);
   Handle space = checked(H5Aget_space(attr.get()), H5Sclose, where + ": cannot read attribute " + name);
-  if (H5Sget_simple_extent_npoints(space.get()) != 1) throw InputError(where + ": attribute " + name + " is not a scalar");
+  if (H5Sget_simple_extent_npoints(space.get()) != 1)
+    throw InputError(where + ": attribute " + name + " is not a scalar");
   T value{};
   check(H5Aread(attr.get(), mem_type, &value), where + ": cannot read attribute " + name);
   return value;

@@ -15,12 +15,12 @@ namespace recvae {
 
 /// Raw interactions as parsed: one entry per input line, in input order, with dense ids.
 struct Interactions {
-  std::vector<std::uint32_t> user;       ///< dense user id of each interaction (index into user_names)
-  std::vector<std::uint32_t> item;       ///< dense item id of each interaction (index into item_names)
-  std::vector<float> value;              ///< rating / play count; empty means every value is 1
-  std::vector<std::string> user_names;   ///< original id of each dense user id (order of first appearance)
-  std::vector<std::string> item_names;   ///< original id of each dense item id (order of first appearance)
-  std::string source;                    ///< input path(s), used to name the input in error messages
+  std::vector<std::uint32_t> user;      ///< dense user id of each interaction (index into user_names)
+  std::vector<std::uint32_t> item;      ///< dense item id of each interaction (index into item_names)
+  std::vector<float> value;             ///< rating / play count; empty means every value is 1
+  std::vector<std::string> user_names;  ///< original id of each dense user id (order of first appearance)
+  std::vector<std::string> item_names;  ///< original id of each dense item id (order of first appearance)
+  std::string source;                   ///< input path(s), used to name the input in error messages
 
   std::int64_t size() const { return static_cast<std::int64_t>(user.size()); }
   std::int64_t num_users() const { return static_cast<std::int64_t>(user_names.size()); }

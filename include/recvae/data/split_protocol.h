@@ -32,15 +32,15 @@ class SplitMix64 {
 
 /// Parameters of the protocol (defaults per format: see protocol_defaults()).
 struct ProtocolOptions {
-  std::string source_format;            ///< written to the file: movielens, netflix, msd, csv, synthetic
-  bool has_threshold = false;           ///< keep interactions with value > threshold when true
+  std::string source_format;   ///< written to the file: movielens, netflix, msd, csv, synthetic
+  bool has_threshold = false;  ///< keep interactions with value > threshold when true
   double threshold = 0.0;
-  std::int64_t min_users_per_item = 0;  ///< item filter (applied first), 0 = none
-  std::int64_t min_items_per_user = 5;  ///< user filter (applied after the item filter)
-  std::int64_t heldout_users = -1;      ///< n validation = n test users; -1 = 10% of the users (>= 1)
-  double holdout_fraction = 0.2;        ///< floor(fraction * count) items of a held-out user are holdout
+  std::int64_t min_users_per_item = 0;     ///< item filter (applied first), 0 = none
+  std::int64_t min_items_per_user = 5;     ///< user filter (applied after the item filter)
+  std::int64_t heldout_users = -1;         ///< n validation = n test users; -1 = 10% of the users (>= 1)
+  double holdout_fraction = 0.2;           ///< floor(fraction * count) items of a held-out user are holdout
   std::int64_t min_items_for_holdout = 5;  ///< held-out users with fewer items keep all as fold-in
-  std::uint64_t seed = 98765;           ///< user shuffle and holdout choice
+  std::uint64_t seed = 98765;              ///< user shuffle and holdout choice
 };
 
 /// Protocol defaults of a raw format (movielens, netflix, msd, csv); InputError for an unknown one.

@@ -12,17 +12,17 @@ namespace recvae {
 
 struct SynthOptions {
   std::string preset = "custom";
-  std::int64_t users = 3000;            ///< total users, held-out ones included
+  std::int64_t users = 3000;  ///< total users, held-out ones included
   std::int64_t items = 1000;
-  double mean_items = 40.0;             ///< mean interactions per user
-  double activity_sigma = 1.0;          ///< sigma of the log-normal user activity
-  double zipf_exponent = 1.0;           ///< item popularity ~ 1 / rank^exponent
-  int groups = 20;                      ///< latent taste groups
-  double second_group_probability = 0.5;///< chance a user mixes in a second group
-  double noise_share = 0.1;             ///< share of a user's items drawn from global popularity
-  std::int64_t min_items_per_user = 5;  ///< every user gets at least this many items
-  std::int64_t min_users_per_item = 10; ///< every item gets at least this many users
-  std::int64_t heldout_users = 300;     ///< n for the .h5 split (validation = test = n)
+  double mean_items = 40.0;               ///< mean interactions per user
+  double activity_sigma = 1.0;            ///< sigma of the log-normal user activity
+  double zipf_exponent = 1.0;             ///< item popularity ~ 1 / rank^exponent
+  int groups = 20;                        ///< latent taste groups
+  double second_group_probability = 0.5;  ///< chance a user mixes in a second group
+  double noise_share = 0.1;               ///< share of a user's items drawn from global popularity
+  std::int64_t min_items_per_user = 5;    ///< every user gets at least this many items
+  std::int64_t min_users_per_item = 10;   ///< every item gets at least this many users
+  std::int64_t heldout_users = 300;       ///< n for the .h5 split (validation = test = n)
   std::uint64_t seed = 1;
 };
 

@@ -14,8 +14,8 @@ namespace recvae {
 
 /// One rank's rows of a held-out split (fold-in input and holdout targets, rows aligned).
 struct HeldOutShard {
-  CsrMatrix fold_in;  ///< encoder input; also excluded from the ranking
-  CsrMatrix holdout;  ///< targets
+  CsrMatrix fold_in;                                            ///< encoder input; also excluded from the ranking
+  CsrMatrix holdout;                                            ///< targets
   std::shared_ptr<DeviceShard> fold_in_device, holdout_device;  ///< copies on a GPU (device evaluation)
 
   /// Copies both matrices to `device` so that evaluation runs there end to end.

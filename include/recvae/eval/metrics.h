@@ -46,7 +46,6 @@ double recall_at_k(const std::vector<std::int32_t>& ranked, const std::int32_t* 
 /// [first_row, first_row + rows) of `fold_in` (excluded from ranking) and `holdout` (targets).
 /// Uses up to `threads` threads; the sums do not depend on it.
 MetricSums score_rows(const float* scores, std::int64_t row_stride, std::int64_t rows, std::int64_t items,
-                      const CsrMatrix& fold_in, const CsrMatrix& holdout, std::int64_t first_row,
-                      int threads = 1);
+                      const CsrMatrix& fold_in, const CsrMatrix& holdout, std::int64_t first_row, int threads = 1);
 
 }  // namespace recvae

@@ -3,11 +3,20 @@
 // out = h W + b, squared error over every item of the row, L2 penalty lambda/2 (|W|^2 + |V|^2).
 #include <torch/torch.h>
 
-#include "recvae/models/model.h"
+#include "recvae/models/step_model.h"
+#include "recvae/util/config.h"
 
 namespace recvae {
 
-struct AutoRecConfig;
+/// `autorec:` user-based AutoRec (Sedhain et al. 2015) for implicit feedback.
+struct AutoRecConfig : Section<AutoRecConfig> {
+  static constexpr const char* kName = "autorec";
+  static constexpr const char* kSummary = "AutoRec (Sedhain et al. 2015), user-based: autoencoder with squared error";
+  std::int64_t hidden_dim = 500;  ///< hidden width
+  double l2 = 1.0;                ///< lambda: the objective's lambda/2 (|W|^2 + |V|^2), spread over the users' batches
+  void declare(KeyTable& keys) override;
+  TrainDefaults train_defaults(const Config&) const override { return {1e-3, 0.0, 50}; }
+};
 
 /// The network: item-major first layer (sparse input), identity output.
 class AutoRecNetImpl : public torch::nn::Module {
@@ -24,7 +33,7 @@ class AutoRecNetImpl : public torch::nn::Module {
 TORCH_MODULE(AutoRecNet);
 
 /// AutoRec behind the Model interface: one joint pass per epoch.
-class AutoRecModel final : public SingleNetworkModel {
+class AutoRecModel final : public SingleNetworkModel<> {
  public:
   AutoRecModel(const AutoRecConfig& config, double dropout, const ModelContext& ctx);
   std::string type() const override { return "autorec"; }
@@ -40,5 +49,8 @@ class AutoRecModel final : public SingleNetworkModel {
   double l2_;
   std::int64_t train_users_;
 };
+
+/// AutoRec from config.section<AutoRecConfig>() and train.dropout.
+std::unique_ptr<AutoRecModel> make_autorec(const Config& config, const ModelContext& ctx);
 
 }  // namespace recvae

@@ -4,11 +4,26 @@
 // [Per-user parameters] in cdae.cpp).
 #include <torch/torch.h>
 
-#include "recvae/models/model.h"
+#include "recvae/models/step_model.h"
+#include "recvae/util/config.h"
 
 namespace recvae {
 
-struct CDAEConfig;
+/// `cdae:` CDAE (Wu et al. 2016).
+struct CDAEConfig : Section<CDAEConfig> {
+  static constexpr const char* kName = "cdae";
+  static constexpr const char* kSummary =
+      "CDAE (Wu et al. 2016): denoising autoencoder with a per-user vector and a logistic loss";
+  std::int64_t hidden_dim = 200;  ///< hidden width K
+  double l2 = 1e-5;               ///< weight penalty l2/2 * |W|^2 per step and l2/2 * |V_u|^2 per user
+  int foldin_steps = 20;          ///< held-out users: Adam steps fitting V_u on the fold-in, network frozen
+  double foldin_lr = 0.05;        ///< learning rate of those steps
+  void declare(KeyTable& keys) override;
+  // CDAE's logistic loss over every item starts far from its optimum (all outputs near 0.5) and
+  // needs a larger step than the multinomial models; 0.01 was the best of {1e-3, 3e-3, 1e-2} on
+  // the synthetic sets.
+  TrainDefaults train_defaults(const Config&) const override { return {1e-2, 0.2, 50}; }
+};
 
 /// The shared network (replicated on every rank).
 class CDAENetImpl : public torch::nn::Module {
@@ -25,7 +40,7 @@ class CDAENetImpl : public torch::nn::Module {
 TORCH_MODULE(CDAENet);
 
 /// CDAE behind the Model interface: groups "network" (replicated) and "users" (this rank's V_u rows).
-class CDAEModel final : public Model {
+class CDAEModel final : public StepModel {
  public:
   CDAEModel(const CDAEConfig& config, double dropout, const ModelContext& ctx);
   std::string type() const override { return "cdae"; }
@@ -49,5 +64,8 @@ class CDAEModel final : public Model {
   double l2_, dropout_, foldin_lr_;
   int foldin_steps_;
 };
+
+/// CDAE from config.section<CDAEConfig>() and train.dropout.
+std::unique_ptr<CDAEModel> make_cdae(const Config& config, const ModelContext& ctx);
 
 }  // namespace recvae

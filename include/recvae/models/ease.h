@@ -4,15 +4,26 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "recvae/models/closed_form.h"
+#include "recvae/util/config.h"
 
 namespace recvae {
 
-struct EASEConfig;
+/// `ease:` EASE (Steck 2019), fitted in closed form from the distributed Gram matrix.
+struct EASEConfig : Section<EASEConfig> {
+  static constexpr const char* kName = "ease";
+  static constexpr const char* kSummary =
+      "EASE (Steck 2019): closed-form item-item weights from the Gram matrix, a lambda grid fitted in turn";
+  std::vector<double> lambda{500.0};  ///< L2 weights to fit; the best on validation NDCG@100 is kept
+  double memory_limit_gb = 0;         ///< refuse a fit needing more host memory per rank; 0: 80% of the node's
+  std::string precision = "float64";  ///< float64 | float32: the Gram matrix, its inverse and B
+  void declare(KeyTable& keys) override;
+};
 
 /// B from a Gram matrix ([items, items], float64 or float32, host or GPU) and lambda > 0, in
 /// the Gram matrix's precision: P = (G + lambda I)^-1, B = -P / diag(P) column-wise, diag(B) = 0.
@@ -49,5 +60,8 @@ class EASEModel final : public ClosedFormModel {
   torch::Device device_;
   torch::ScalarType dtype_;  // ease.precision
 };
+
+/// EASE from config.section<EASEConfig>().
+std::unique_ptr<EASEModel> make_ease(const Config& config, const ModelContext& ctx);
 
 }  // namespace recvae

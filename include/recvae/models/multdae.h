@@ -3,11 +3,20 @@
 // with dropout, multinomial likelihood, L2 penalty on the weights.
 #include <torch/torch.h>
 
-#include "recvae/models/model.h"
+#include "recvae/models/step_model.h"
+#include "recvae/util/config.h"
 
 namespace recvae {
 
-struct MultDAEConfig;
+/// `multdae:` Mult-DAE (Liang et al. 2018).
+struct MultDAEConfig : Section<MultDAEConfig> {
+  static constexpr const char* kName = "multdae";
+  static constexpr const char* kSummary =
+      "Mult-DAE (Liang et al. 2018): denoising autoencoder with a multinomial likelihood";
+  std::int64_t latent_dim = 200;  ///< hidden width
+  double l2 = 0.01 / 500;         ///< weight penalty l2 * sum |W|^2 per step (the notebook's lam = 0.01 / batch)
+  void declare(KeyTable& keys) override;
+};
 
 /// The network: item-major first layer (sparse input), linear output.
 class MultDAENetImpl : public torch::nn::Module {
@@ -24,7 +33,7 @@ class MultDAENetImpl : public torch::nn::Module {
 TORCH_MODULE(MultDAENet);
 
 /// Mult-DAE behind the Model interface: one joint pass per epoch.
-class MultDAEModel final : public SingleNetworkModel {
+class MultDAEModel final : public SingleNetworkModel<> {
  public:
   MultDAEModel(const MultDAEConfig& config, double dropout, const ModelContext& ctx);
   std::string type() const override { return "multdae"; }
@@ -39,5 +48,8 @@ class MultDAEModel final : public SingleNetworkModel {
   MultDAENet net_{nullptr};
   double l2_;
 };
+
+/// Mult-DAE from config.section<MultDAEConfig>() and train.dropout.
+std::unique_ptr<MultDAEModel> make_multdae(const Config& config, const ModelContext& ctx);
 
 }  // namespace recvae

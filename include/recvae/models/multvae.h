@@ -4,11 +4,24 @@
 // annealed by global optimiser steps.
 #include <torch/torch.h>
 
-#include "recvae/models/model.h"
+#include "recvae/models/step_model.h"
+#include "recvae/util/config.h"
 
 namespace recvae {
 
-struct MultVAEConfig;
+/// `multvae:` Mult-VAE (Liang et al. 2018), the notebook's defaults.
+struct MultVAEConfig : Section<MultVAEConfig> {
+  static constexpr const char* kName = "multvae";
+  static constexpr const char* kSummary =
+      "Mult-VAE (Liang et al. 2018): VAE with a multinomial likelihood and KL annealing";
+  std::int64_t hidden_dim = 600;  ///< encoder and decoder hidden width
+  std::int64_t latent_dim = 200;  ///< latent width
+  double beta_cap = 0.2;          ///< KL weight ceiling (anneal_cap)
+  std::int64_t anneal_steps =
+      200000;       ///< global optimiser steps to reach beta 1 (total_anneal_steps); 0: beta_cap throughout
+  double l2 = 0.0;  ///< weight penalty l2 * sum |W|^2 per step (the notebook's lam, 0 for the VAE)
+  void declare(KeyTable& keys) override;
+};
 
 /// The network: item-major first layer (sparse input), then dense layers.
 class MultVAENetImpl : public torch::nn::Module {
@@ -30,7 +43,7 @@ class MultVAENetImpl : public torch::nn::Module {
 TORCH_MODULE(MultVAENet);
 
 /// Mult-VAE behind the Model interface: one joint pass per epoch.
-class MultVAEModel final : public SingleNetworkModel {
+class MultVAEModel final : public SingleNetworkModel<ActorModel> {
  public:
   MultVAEModel(const MultVAEConfig& config, double dropout, const ModelContext& ctx);
   std::string type() const override { return "multvae"; }
@@ -50,5 +63,8 @@ class MultVAEModel final : public SingleNetworkModel {
   double beta_cap_, l2_;
   std::int64_t anneal_steps_, hidden_;
 };
+
+/// Mult-VAE from config.section<MultVAEConfig>() and train.dropout.
+std::unique_ptr<MultVAEModel> make_multvae(const Config& config, const ModelContext& ctx);
 
 }  // namespace recvae

@@ -11,11 +11,30 @@
 #include <utility>
 #include <vector>
 
-#include "recvae/models/model.h"
+#include "recvae/models/step_model.h"
+#include "recvae/util/config.h"
 
 namespace recvae {
 
-struct Config;
+/// `ract:` RaCT fine-tuning (Lobel et al. 2020, samlobel/RaCT_CF) of a Mult-VAE or RecVAE actor.
+struct RaCTConfig : Section<RaCTConfig> {
+  static constexpr const char* kName = "ract";
+  static constexpr const char* kSummary =
+      "RaCT (Lobel et al. 2020): a critic of NDCG@100 fine-tunes a Mult-VAE or RecVAE actor";
+  std::string actor = "multvae";  ///< multvae | recvae; its own section (multvae: / recvae:) shapes it
+  std::string actor_run;          ///< run directory whose best_model.pt is the starting actor ("": pre-train here)
+  int actor_epochs = 0;           ///< maximum-likelihood epochs of the actor in this run (with no actor_run)
+  int critic_epochs = 50;         ///< critic pre-training epochs, actor fixed (the authors' n_epochs_ac_only)
+  int ac_epochs = 50;             ///< actor-critic epochs (n_epochs_pred_and_ac)
+  double critic_lr = 1e-4;        ///< Adam learning rate of the critic (lr_critic)
+  double actor_lr = 2e-6;         ///< Adam learning rate of the actor in the actor-critic epochs (lr_ac)
+  double critic_l2 = 1e-4;        ///< critic penalty critic_l2 * |theta|^2 / train.batch_size per step
+  void declare(KeyTable& keys) override;
+  void validate(const Config& config, const std::string& source) const override;
+  /// The actor's learning rate and dropout; epochs: the sum of the three phases.
+  TrainDefaults train_defaults(const Config& config) const override;
+  std::vector<std::string> also_uses(const Config&) const override { return {actor}; }
+};
 
 /// NDCG@k of each row of `logits` [rows, items] against the row's unseen items (the non-zeros
 /// the batch's dropout removed from the input), the seen ones (kept) excluded from the ranking.
@@ -49,7 +68,7 @@ TORCH_MODULE(Critic);
 
 /// RaCT behind the Model interface: the actor's own groups and schedule for its maximum-
 /// likelihood epochs, then a critic group and a second optimiser over the actor's parameters.
-class RaCTModel final : public Model {
+class RaCTModel final : public StepModel {
  public:
   /// Builds the actor (loading it from ract.actor_run when set) and the critic.
   RaCTModel(const Config& config, const ModelContext& ctx);
@@ -66,19 +85,22 @@ class RaCTModel final : public Model {
                                                            const std::vector<double>& sums) override;
   std::vector<std::pair<std::string, std::int64_t>> shape() const override;
   /// The actor (tests).
-  Model& actor() { return *actor_; }
+  ActorModel& actor() { return *actor_; }
   /// The critic (tests).
   Critic& critic() { return critic_; }
 
  private:
   void load_actor(const std::string& run_dir, const std::string& actor_type, const torch::Device& device);
 
-  std::unique_ptr<Model> actor_;
+  std::unique_ptr<ActorModel> actor_;
   Critic critic_{nullptr};
   std::shared_ptr<torch::nn::Module> root_;  // children "actor" (the actor's module) and "critic"
   int actor_epochs_, critic_epochs_;
   int critic_group_, ac_group_;
   double dropout_, critic_lr_, actor_lr_, critic_l2_, batch_size_;
 };
+
+/// RaCT from config.section<RaCTConfig>() and its actor's section.
+std::unique_ptr<RaCTModel> make_ract(const Config& config, const ModelContext& ctx);
 
 }  // namespace recvae

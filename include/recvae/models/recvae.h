@@ -9,17 +9,37 @@
 #include <vector>
 
 #include "recvae/batch/sparse_batch.h"
-#include "recvae/models/model.h"
+#include "recvae/models/step_model.h"
 #include "recvae/util/config.h"
 
 namespace recvae {
 
-/// Sizes and constants of the network.
-struct ModelShape {
-  std::int64_t items = 0;        ///< I: input and output width
-  std::int64_t hidden = 600;     ///< H
-  std::int64_t latent = 200;     ///< D
-  double layernorm_eps = 0.1;    ///< LayerNorm eps
+/// `recvae:` RecVAE's architecture and schedule (spec defaults).
+struct RecVAEConfig : Section<RecVAEConfig> {
+  static constexpr const char* kName = "recvae";
+  static constexpr const char* kSummary =
+      "RecVAE (Shenbin et al. 2020): VAE with a composite prior and alternating encoder/decoder passes";
+  std::int64_t hidden_dim = 600;                         ///< encoder width H
+  std::int64_t latent_dim = 200;                         ///< latent width D
+  double layernorm_eps = 0.1;                            ///< LayerNorm eps (reference code: 0.1)
+  std::array<double, 3> prior_weights{0.15, 0.75, 0.1};  ///< N(0,1), encoder_old posterior, wide N
+  double prior_wide_logvar = 10.0;                       ///< log-variance of the wide component
+  double gamma = 0.005;     ///< per-user KL weight gamma*|x_u|; 0 selects the constant beta
+  double beta = 0.2;        ///< constant KL weight, used only when gamma == 0
+  int encoder_passes = 3;   ///< encoder passes per epoch (alternating mode)
+  int decoder_passes = 1;   ///< decoder passes per epoch (alternating mode)
+  bool alternating = true;  ///< false: one pass per epoch stepping both optimisers
+  void declare(KeyTable& keys) override;
+  void validate(const Config& config, const std::string& source) const override;
+  TrainDefaults train_defaults(const Config&) const override { return {5e-4, 0.5, 50}; }
+};
+
+/// Sizes and constants of the RecVAE network.
+struct RecVAEShape {
+  std::int64_t items = 0;      ///< I: input and output width
+  std::int64_t hidden = 600;   ///< H
+  std::int64_t latent = 200;   ///< D
+  double layernorm_eps = 0.1;  ///< LayerNorm eps
 };
 
 /// Element-wise log N(x; mu, exp(logvar)).
@@ -28,14 +48,14 @@ torch::Tensor log_norm_pdf(const torch::Tensor& x, const torch::Tensor& mu, cons
 /// Composite prior log-density per element: logsumexp of the weighted N(0,1), N(mu_old,
 /// exp(logvar_old)) and N(0, exp(wide_logvar)) components.
 torch::Tensor composite_prior_log_density(const torch::Tensor& z, const torch::Tensor& mu_old,
-                                          const torch::Tensor& logvar_old,
-                                          const std::array<double, 3>& weights, double wide_logvar);
+                                          const torch::Tensor& logvar_old, const std::array<double, 3>& weights,
+                                          double wide_logvar);
 
 /// The q(z|x) network: sparse first layer, five dense-skip layers with swish and LayerNorm.
 class EncoderImpl : public torch::nn::Module {
  public:
   /// Creates and initialises the layers (nn.Linear's default initialisation).
-  explicit EncoderImpl(const ModelShape& shape);
+  explicit EncoderImpl(const RecVAEShape& shape);
   /// (mu, logvar) for rows given by non-zeros: item `cols`, row starts `offsets`, input `weights`.
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& cols, const torch::Tensor& offsets,
                                                   const torch::Tensor& weights);
@@ -63,7 +83,7 @@ struct KlWeight {
 class RecVAEImpl : public torch::nn::Module {
  public:
   /// Builds all three networks; encoder_old is initialised independently (reference behaviour).
-  RecVAEImpl(const ModelShape& shape, const std::array<double, 3>& prior_weights, double prior_wide_logvar);
+  RecVAEImpl(const RecVAEShape& shape, const std::array<double, 3>& prior_weights, double prior_wide_logvar);
   /// Training loss with sampling z = mu + noise * exp(logvar / 2). `global_batch` is the size of
   /// the whole global batch (Note [World-size invariance]).
   LossTerms loss(const SparseBatch& batch, double global_batch, const KlWeight& kl);
@@ -76,14 +96,14 @@ class RecVAEImpl : public torch::nn::Module {
   /// Parameters stepped in decoder passes.
   std::vector<torch::Tensor> decoder_parameters() const { return decoder->parameters(); }
   /// Shape given at construction.
-  const ModelShape& shape() const { return shape_; }
+  const RecVAEShape& shape() const { return shape_; }
 
-  Encoder encoder{nullptr};       ///< q(z|x)
-  Encoder encoder_old{nullptr};   ///< frozen copy used by the composite prior
+  Encoder encoder{nullptr};            ///< q(z|x)
+  Encoder encoder_old{nullptr};        ///< frozen copy used by the composite prior
   torch::nn::Linear decoder{nullptr};  ///< logits = Wd z + bd
 
  private:
-  ModelShape shape_;
+  RecVAEShape shape_;
   std::array<double, 3> prior_weights_;
   double prior_wide_logvar_;
 };
@@ -91,7 +111,7 @@ TORCH_MODULE(RecVAE);
 
 /// RecVAE behind the Model interface: groups encoder and decoder, the alternating schedule
 /// (or one joint pass), encoder_old refreshed after the last encoder pass.
-class RecVAEModel final : public Model {
+class RecVAEModel final : public ActorModel {
  public:
   /// Builds the network for `ctx.items` items on `ctx.device`; `implicit_slim.every` > 0 turns
   /// on the ImplicitSLIM update of the item embeddings (Note [ImplicitSLIM]).
@@ -121,5 +141,8 @@ class RecVAEModel final : public Model {
   double dropout_;
   ImplicitSLIMConfig implicit_slim_;
 };
+
+/// RecVAE from config.section<RecVAEConfig>(), train.dropout and model.implicit_slim.
+std::unique_ptr<RecVAEModel> make_recvae(const Config& config, const ModelContext& ctx);
 
 }  // namespace recvae

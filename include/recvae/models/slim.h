@@ -11,10 +11,24 @@
 #include <vector>
 
 #include "recvae/models/closed_form.h"
+#include "recvae/util/config.h"
 
 namespace recvae {
 
-struct SLIMConfig;
+/// `slim:` SLIM (Ning and Karypis 2011), solved column by column on the distributed Gram matrix.
+struct SLIMConfig : Section<SLIMConfig> {
+  static constexpr const char* kName = "slim";
+  static constexpr const char* kSummary =
+      "SLIM (Ning and Karypis 2011): sparse non-negative item-item weights, column by column on the Gram matrix";
+  std::vector<double> l1{1.0};   ///< L1 weights of every column's regression (a grid with l2)
+  std::vector<double> l2{10.0};  ///< L2 weights; every (l1, l2) pair is fitted from one G, the best on validation kept
+  int max_sweeps = 100;          ///< coordinate-descent sweeps per column at most
+  double tolerance = 1e-4;       ///< a column is done when no weight moves by more in a sweep
+  double memory_limit_gb =
+      0;  ///< refuse a fit whose Gram matrix needs more per rank; 0: 80% of the node's, shared by its ranks
+  std::string precision = "float32";  ///< float32 | float64: the Gram matrix (float32: exact counts below 2^24)
+  void declare(KeyTable& keys) override;
+};
 class Communicator;
 
 /// The non-zeros of one column of W.
@@ -51,23 +65,28 @@ class SLIMModel final : public ClosedFormModel {
   std::string fit_name(int candidate) const override;
   /// int64 [items + 1]: the candidate, then 1 for every column solved; undefined when finished.
   torch::Tensor fit_progress() const override { return progress_; }
-  void restore_fit_progress(const torch::Tensor& progress) override { progress_ = progress.to(torch::kLong).cpu().contiguous(); }
+  void restore_fit_progress(const torch::Tensor& progress) override {
+    progress_ = progress.to(torch::kLong).cpu().contiguous();
+  }
   void release_fit() override;
   std::vector<std::pair<std::string, std::int64_t>> shape() const override { return {{"items", items_}}; }
   /// W as a dense [items, items] matrix (tests; small item counts only).
   torch::Tensor dense_weights() const;
 
  private:
-  torch::Tensor rows_, cols_, values_;  // buffers of module_: saved as best_model.pt
-  torch::Tensor transposed_;  // sparse W^T, for scores
+  torch::Tensor rows_, cols_, values_;           // buffers of module_: saved as best_model.pt
+  torch::Tensor transposed_;                     // sparse W^T, for scores
   std::vector<std::pair<double, double>> grid_;  // (l1, l2) of each candidate
-  torch::Tensor gram_;  // G, computed by the first fit and kept for the others
-  torch::Tensor progress_;  // fit_progress()
+  torch::Tensor gram_;                           // G, computed by the first fit and kept for the others
+  torch::Tensor progress_;                       // fit_progress()
   double tolerance_;
   int max_sweeps_;
   std::int64_t items_;
   torch::Device device_;
   torch::ScalarType dtype_;  // of G (slim.precision)
 };
+
+/// SLIM from config.section<SLIMConfig>().
+std::unique_ptr<SLIMModel> make_slim(const Config& config, const ModelContext& ctx);
 
 }  // namespace recvae

@@ -4,17 +4,44 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "recvae/data/csr.h"
-#include "recvae/models/model.h"
+#include "recvae/models/epoch_solved_model.h"
+#include "recvae/util/config.h"
 
 namespace recvae {
 
-struct WMFConfig;
-struct PMFConfig;
+/// `wmf:` implicit ALS (Hu, Koren and Volinsky 2008) in Rendle et al.'s (2022) formulation.
+struct WMFConfig : Section<WMFConfig> {
+  static constexpr const char* kName = "wmf";
+  static constexpr const char* kSummary =
+      "WMF (Hu, Koren and Volinsky 2008; Rendle et al. 2022): implicit ALS, every row solved exactly";
+  std::int64_t dim = 256;           ///< embedding width k
+  double regularization = 0.003;    ///< lambda
+  double regularization_exp = 1.0;  ///< nu: lambda (n + alpha_0 * N)^nu per row
+  double unobserved_weight = 0.1;   ///< alpha_0: the weight of every (user, item) pair's squared score
+  double alpha = 0.0;               ///< confidence of an observed value x: 1 + alpha * x (count data)
+  double init_stddev = 0.1;         ///< factors start as N(0, init_stddev^2 / dim)
+  void declare(KeyTable& keys) override;
+  TrainDefaults train_defaults(const Config&) const override { return {1e-3, 0.5, 16}; }  // Rendle et al.'s epochs
+};
+
+/// `pmf:` PMF (Salakhutdinov and Mnih 2008) on binarised data: every entry observed with equal
+/// weight, zeros included (the alpha_0 = 1, nu = 0 member of the WMF solver).
+struct PMFConfig : Section<PMFConfig> {
+  static constexpr const char* kName = "pmf";
+  static constexpr const char* kSummary =
+      "PMF (Salakhutdinov and Mnih 2008) on binarised data: every entry one squared error, by ALS";
+  std::int64_t dim = 256;       ///< embedding width k
+  double regularization = 1.0;  ///< lambda (the Gaussian priors' precision ratio)
+  double init_stddev = 0.1;     ///< factors start as N(0, init_stddev^2 / dim)
+  void declare(KeyTable& keys) override;
+  TrainDefaults train_defaults(const Config&) const override { return {1e-3, 0.5, 16}; }
+};
 
 /// The constants of one ALS objective:
 ///   sum_obs a_ui (s_ui - 1)^2 + alpha_0 sum_all s_ui^2 + sum_u lambda_u |w_u|^2 + sum_i lambda_i |h_i|^2
@@ -22,13 +49,13 @@ struct PMFConfig;
 /// the row's observations, N: the other side's count). PMF replaces the observed term by exact
 /// squared error on every entry: a = 0 in the Gram part, target 1 (`observed_in_gram` false).
 struct ALSObjective {
-  std::int64_t dim = 0;            ///< k
-  double regularization = 0;       ///< lambda
-  double regularization_exp = 0;   ///< nu
-  double unobserved_weight = 0;    ///< alpha_0
-  double alpha = 0;                ///< confidence slope for observed values
-  double init_stddev = 0.1;        ///< initial factors N(0, init_stddev^2 / k)
-  bool observed_in_gram = true;    ///< false: PMF (every entry one squared error)
+  std::int64_t dim = 0;           ///< k
+  double regularization = 0;      ///< lambda
+  double regularization_exp = 0;  ///< nu
+  double unobserved_weight = 0;   ///< alpha_0
+  double alpha = 0;               ///< confidence slope for observed values
+  double init_stddev = 0.1;       ///< initial factors N(0, init_stddev^2 / k)
+  bool observed_in_gram = true;   ///< false: PMF (every entry one squared error)
   /// lambda (n + alpha_0 * others)^nu.
   double row_regularization(std::int64_t n, std::int64_t others) const;
   /// How one observation of value x enters its row's system: its factor scaled by `gram` in the
@@ -55,23 +82,19 @@ torch::Tensor als_solve_rows_batched(const torch::Tensor& factors, const torch::
                                      const ALSObjective& o, std::int64_t others, std::int64_t first_row,
                                      const char* what);
 
-/// WMF (`wmf`) or PMF (`pmf`) behind the Model interface: no passes; each epoch's work (a user
-/// step on every rank's rows, an item step on every rank's item range, two all-gathers) runs
-/// in before_epoch. The item factors are the model's one parameter (replicated, saved,
-/// checkpointed); user factors are recomputed from them, so a resume is exact.
-class ALSModel final : public Model {
+/// WMF (`wmf`) or PMF (`pmf`): solved epoch by epoch; each epoch (a user step on every rank's
+/// rows, an item step on every rank's item range, two all-gathers) is one solve_epoch. The item
+/// factors are the model's one parameter (replicated, saved, checkpointed); user factors are
+/// recomputed from them, so a resume is exact.
+class ALSModel final : public EpochSolvedModel {
  public:
   /// Reads this rank's item range of the item-major copy of train (InputError without it).
   ALSModel(std::string type, const ALSObjective& objective, const ModelContext& ctx);
   std::string type() const override { return type_; }
   torch::nn::Module& module() override { return *module_; }
-  std::vector<ParameterGroup> parameter_groups() override { return {}; }
-  std::vector<PassSpec> epoch_schedule(int) const override { return {}; }
-  /// Throws: ALS has no gradient loss.
-  LossTerms loss(const SparseBatch& batch, const StepContext& ctx) override;
   torch::Tensor scores(const SparseBatch& fold_in) override;
-  bool before_epoch(int epoch, const FitContext& ctx) override;
-  std::vector<std::pair<std::string, double>> epoch_summary() override { return summary_; }
+  /// A user step, an item step and the objective; figures: objective, user_step_seconds, item_step_seconds.
+  Figures solve_epoch(int epoch, const FitContext& ctx) override;
   std::vector<std::pair<std::string, std::int64_t>> shape() const override;
 
   /// The user half-step: this rank's user factors from the item factors (returned, also kept).
@@ -99,17 +122,21 @@ class ALSModel final : public Model {
   torch::Tensor users_;  // this rank's rows
   std::int64_t num_items_, num_users_;
   std::vector<std::int64_t> user_bounds_, item_bounds_;
-  CsrMatrix item_columns_;  // this rank's item range of train, item-major
+  CsrMatrix item_columns_;                 // this rank's item range of train, item-major
   std::vector<std::int64_t> item_counts_;  // observations of every item
   torch::Device device_;
   torch::Tensor gram_cache_;
   std::int64_t gram_version_ = -1;
-  std::vector<std::pair<std::string, double>> summary_;
 };
 
 /// `wmf:` as an ALSObjective.
 ALSObjective wmf_objective(const WMFConfig& c);
 /// `pmf:` as an ALSObjective (alpha_0 = 1, nu = 0, no observed Gram term).
 ALSObjective pmf_objective(const PMFConfig& c);
+
+/// WMF from config.section<WMFConfig>() (the split file needs the item-major copy of train).
+std::unique_ptr<ALSModel> make_wmf(const Config& config, const ModelContext& ctx);
+/// PMF from config.section<PMFConfig>().
+std::unique_ptr<ALSModel> make_pmf(const Config& config, const ModelContext& ctx);
 
 }  // namespace recvae

@@ -16,10 +16,10 @@ class SplitFile;
 
 /// The users to recommend for: one history row per user over the model's items, with ids.
 struct UserHistories {
-  CsrMatrix rows;                      ///< one row per user, binary, columns = the model's items
-  std::vector<std::string> user_ids;   ///< original id of each row
+  CsrMatrix rows;                         ///< one row per user, binary, columns = the model's items
+  std::vector<std::string> user_ids;      ///< original id of each row
   std::int64_t unknown_interactions = 0;  ///< interactions skipped: their item is not the model's
-  std::int64_t unknown_items = 0;      ///< distinct item ids among them
+  std::int64_t unknown_items = 0;         ///< distinct item ids among them
 };
 
 /// The held-out users of a split file ("validation" or "test"): their fold-in rows, and their
@@ -33,10 +33,10 @@ UserHistories csv_histories(const std::string& path, const std::vector<std::stri
 
 /// Top-k lists in user order; a user gets fewer than k when fewer items are left unseen.
 struct TopK {
-  std::vector<std::int64_t> user;   ///< row of each entry in its UserHistories
-  std::vector<std::int32_t> rank;   ///< 1-based position in the user's list
-  std::vector<std::int32_t> item;   ///< item column
-  std::vector<float> score;         ///< the model's score
+  std::vector<std::int64_t> user;  ///< row of each entry in its UserHistories
+  std::vector<std::int32_t> rank;  ///< 1-based position in the user's list
+  std::vector<std::int32_t> item;  ///< item column
+  std::vector<float> score;        ///< the model's score
 
   /// Number of entries.
   std::int64_t size() const { return static_cast<std::int64_t>(user.size()); }

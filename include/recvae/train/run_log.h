@@ -1,5 +1,6 @@
 #pragma once
-// The run directory: resolved config, metrics.jsonl (one object per epoch), final.json.
+// What a run writes as it goes: the resolved config, metrics.jsonl (one object per epoch),
+// final.json (file names: util/run_dir.h).
 // Only the root rank writes; the other ranks hold a disabled RunLog.
 #include <cstdio>
 #include <string>
@@ -24,8 +25,8 @@ class RunLog {
 
   /// Whether this rank writes.
   bool enabled() const { return enabled_; }
-  /// Path of a file inside the run directory.
-  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+  /// The run directory.
+  const std::string& dir() const { return dir_; }
   /// Writes config.yaml.
   void write_config(const std::string& yaml) const;
   /// Appends one line to metrics.jsonl and flushes it.

@@ -1,132 +1,54 @@
 #pragma once
-// Run configuration: YAML loading, `--set section.key=value` overrides, validation with messages
-// that name the key. Every key and its default is documented in configs/README.md.
+// Run configuration: the sections every run has (data, model, train, eval, output, dist), a
+// store of per-model sections that each model declares next to its code, the key table that
+// reads, validates, writes and documents every key, and the parser (Note [Config sections] in
+// config.cpp). Model types and their sections are supplied by the registry (models/registry.h),
+// which sits above this file: util knows no model.
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+namespace YAML {
+class Node;
+}
+
 namespace recvae {
+
+struct Config;
 
 /// `data:` where the split file is.
 struct DataConfig {
   std::string path;  ///< split file written by recvae_prep / recvae_synth (relative to the CWD)
 };
 
-/// `model:` which model the run trains.
 /// `model.implicit_slim:` ImplicitSLIM (Shenbin and Nikolenko 2023) for RecVAE's item embeddings.
 struct ImplicitSLIMConfig {
-  int every = 0;             ///< replace the embeddings before every `every`-th epoch; 0: off
-  double lambda = 500.0;     ///< L2 weight of the implicit SLIM
-  double alpha = 1.0;        ///< weight of the embedding-space term
-  double threshold = 1000.0; ///< items with fewer interactions are left out of the projection
+  int every = 0;              ///< replace the embeddings before every `every`-th epoch; 0: off
+  double lambda = 500.0;      ///< L2 weight of the implicit SLIM
+  double alpha = 1.0;         ///< weight of the embedding-space term
+  double threshold = 1000.0;  ///< items with fewer interactions are left out of the projection
 };
 
+/// `model:` which model the run trains.
 struct ModelConfig {
-  std::string type = "recvae";  ///< recvae | multvae | multdae | cdae | autorec | ract | ease | slim | wmf | pmf (models/model.h)
+  std::string type = "recvae";       ///< a registered model type (models/registry.h)
   ImplicitSLIMConfig implicit_slim;  ///< RecVAE only
-};
-
-/// `recvae:` RecVAE's architecture and schedule (spec defaults).
-struct RecVAEConfig {
-  std::int64_t hidden_dim = 600;                         ///< encoder width H
-  std::int64_t latent_dim = 200;                         ///< latent width D
-  double layernorm_eps = 0.1;                            ///< LayerNorm eps (reference code: 0.1)
-  std::array<double, 3> prior_weights{0.15, 0.75, 0.1};  ///< N(0,1), encoder_old posterior, wide N
-  double prior_wide_logvar = 10.0;                       ///< log-variance of the wide component
-  double gamma = 0.005;            ///< per-user KL weight gamma*|x_u|; 0 selects the constant beta
-  double beta = 0.2;               ///< constant KL weight, used only when gamma == 0
-  int encoder_passes = 3;          ///< encoder passes per epoch (alternating mode)
-  int decoder_passes = 1;          ///< decoder passes per epoch (alternating mode)
-  bool alternating = true;         ///< false: one pass per epoch stepping both optimisers
-};
-
-/// `multvae:` Mult-VAE (Liang et al. 2018), the notebook's defaults.
-struct MultVAEConfig {
-  std::int64_t hidden_dim = 600;     ///< encoder and decoder hidden width
-  std::int64_t latent_dim = 200;     ///< latent width
-  double beta_cap = 0.2;             ///< KL weight ceiling (anneal_cap)
-  std::int64_t anneal_steps = 200000;  ///< global optimiser steps to reach beta 1 (total_anneal_steps); 0: beta_cap throughout
-  double l2 = 0.0;                   ///< weight penalty l2 * sum |W|^2 per step (the notebook's lam, 0 for the VAE)
-};
-
-/// `multdae:` Mult-DAE (Liang et al. 2018).
-struct MultDAEConfig {
-  std::int64_t latent_dim = 200;  ///< hidden width
-  double l2 = 0.01 / 500;         ///< weight penalty l2 * sum |W|^2 per step (the notebook's lam = 0.01 / batch)
-};
-
-/// `cdae:` CDAE (Wu et al. 2016).
-struct CDAEConfig {
-  std::int64_t hidden_dim = 200;  ///< hidden width K
-  double l2 = 1e-5;               ///< weight penalty l2/2 * |W|^2 per step and l2/2 * |V_u|^2 per user
-  int foldin_steps = 20;          ///< held-out users: Adam steps fitting V_u on the fold-in, network frozen
-  double foldin_lr = 0.05;        ///< learning rate of those steps
-};
-
-/// `autorec:` user-based AutoRec (Sedhain et al. 2015) for implicit feedback.
-struct AutoRecConfig {
-  std::int64_t hidden_dim = 500;  ///< hidden width
-  double l2 = 1.0;                ///< lambda: the objective's lambda/2 (|W|^2 + |V|^2), spread over the users' batches
-};
-
-/// `ract:` RaCT fine-tuning (Lobel et al. 2020, samlobel/RaCT_CF) of a Mult-VAE or RecVAE actor.
-struct RaCTConfig {
-  std::string actor = "multvae";  ///< multvae | recvae; its own section (multvae: / recvae:) shapes it
-  std::string actor_run;          ///< run directory whose best_model.pt is the starting actor ("": pre-train here)
-  int actor_epochs = 0;           ///< maximum-likelihood epochs of the actor in this run (with no actor_run)
-  int critic_epochs = 50;         ///< critic pre-training epochs, actor fixed (the authors' n_epochs_ac_only)
-  int ac_epochs = 50;             ///< actor-critic epochs (n_epochs_pred_and_ac)
-  double critic_lr = 1e-4;        ///< Adam learning rate of the critic (lr_critic)
-  double actor_lr = 2e-6;         ///< Adam learning rate of the actor in the actor-critic epochs (lr_ac)
-  double critic_l2 = 1e-4;        ///< critic penalty critic_l2 * |theta|^2 / train.batch_size per step
-};
-
-/// `ease:` EASE (Steck 2019), fitted in closed form from the distributed Gram matrix.
-struct EASEConfig {
-  std::vector<double> lambda{500.0};  ///< L2 weights to fit; the best on validation NDCG@100 is kept
-  double memory_limit_gb = 0;         ///< refuse a fit needing more host memory per rank; 0: 80% of the node's
-  std::string precision = "float64";  ///< float64 | float32: the Gram matrix, its inverse and B
-};
-
-/// `slim:` SLIM (Ning and Karypis 2011), solved column by column on the distributed Gram matrix.
-struct SLIMConfig {
-  std::vector<double> l1{1.0};   ///< L1 weights of every column's regression (a grid with l2)
-  std::vector<double> l2{10.0};  ///< L2 weights; every (l1, l2) pair is fitted from one G, the best on validation kept
-  int max_sweeps = 100;       ///< coordinate-descent sweeps per column at most
-  double tolerance = 1e-4;    ///< a column is done when no weight moves by more in a sweep
-  double memory_limit_gb = 0; ///< refuse a fit whose Gram matrix needs more per rank; 0: 80% of the node's, shared by its ranks
-  std::string precision = "float32";  ///< float32 | float64: the Gram matrix (float32: exact counts below 2^24)
-};
-
-/// `wmf:` implicit ALS (Hu, Koren and Volinsky 2008) in Rendle et al.'s (2022) formulation.
-struct WMFConfig {
-  std::int64_t dim = 256;          ///< embedding width k
-  double regularization = 0.003;   ///< lambda
-  double regularization_exp = 1.0; ///< nu: lambda (n + alpha_0 * N)^nu per row
-  double unobserved_weight = 0.1;  ///< alpha_0: the weight of every (user, item) pair's squared score
-  double alpha = 0.0;              ///< confidence of an observed value x: 1 + alpha * x (count data)
-  double init_stddev = 0.1;        ///< factors start as N(0, init_stddev^2 / dim)
-};
-
-/// `pmf:` PMF (Salakhutdinov and Mnih 2008) on binarised data: every entry observed with equal
-/// weight, zeros included (the alpha_0 = 1, nu = 0 member of the WMF solver).
-struct PMFConfig {
-  std::int64_t dim = 256;          ///< embedding width k
-  double regularization = 1.0;     ///< lambda (the Gaussian priors' precision ratio)
-  double init_stddev = 0.1;        ///< factors start as N(0, init_stddev^2 / dim)
 };
 
 /// `train:` optimisation schedule shared by every model.
 struct TrainConfig {
-  int epochs = -1;                 ///< epochs; unset (-1): 50, for ract the sum of its phases
-  std::int64_t batch_size = 500;   ///< global batch size (users), whatever the number of ranks
-  double lr = -1;                  ///< Adam learning rate; unset (-1): the model's default (apply_model_defaults)
-  double dropout = -1;             ///< input dropout of training (RecVAE: encoder) passes; unset (-1): the model's default
-  std::uint64_t seed = 1337;       ///< seed of initialisation, permutations and noise
-  int threads = 0;                 ///< intra-op threads per rank; 0 = libtorch default
+  int epochs = -1;                ///< epochs; unset (-1): the model's default (TrainDefaults)
+  std::int64_t batch_size = 500;  ///< global batch size (users), whatever the number of ranks
+  double lr = -1;                 ///< Adam learning rate; unset (-1): the model's default
+  double dropout = -1;        ///< input dropout of training (RecVAE: encoder) passes; unset (-1): the model's default
+  std::uint64_t seed = 1337;  ///< seed of initialisation, permutations and noise
+  int threads = 0;            ///< intra-op threads per rank; 0 = libtorch default
   std::int64_t max_steps_per_pass = 0;  ///< >0 truncates every pass (benchmarks, smoke tests)
-  std::string precision = "fp32";  ///< fp32 | tf32 (CUDA matmuls in TF32; no effect on CPU)
+  std::string precision = "fp32";       ///< fp32 | tf32 (CUDA matmuls in TF32; no effect on CPU)
 };
 
 /// `eval:` validation/test evaluation.
@@ -148,49 +70,175 @@ struct OutputConfig {
 
 /// `dist:` multi-rank settings.
 struct DistConfig {
-  std::string backend = "auto";  ///< auto | nccl | mpi
-  std::string device = "auto";   ///< auto | cpu | cuda
-  bool allow_cpu = false;        ///< device auto: a rank without a GPU of its own on a GPU node runs on the CPU
-  double timeout_seconds = 600;  ///< NCCL collective deadline
+  std::string backend = "auto";      ///< auto | nccl | mpi
+  std::string device = "auto";       ///< auto | cpu | cuda
+  bool allow_cpu = false;            ///< device auto: a rank without a GPU of its own on a GPU node runs on the CPU
+  double timeout_seconds = 600;      ///< NCCL collective deadline
   std::string device_data = "auto";  ///< auto | on | off: shards and batch assembly on the device (auto: on GPUs)
+};
+
+/// Declares the keys of one section: how each is read (with its range or choices), written
+/// back, and documented. Sections call it from ConfigSection::declare; the same declaration
+/// serves the parser, config.yaml and the key table of configs/README.md.
+class KeyTable {
+ public:
+  /// One declared key.
+  struct Key {
+    std::string name;          ///< "section.key"
+    std::string meaning;       ///< one-line documentation (configs/README.md's third column)
+    std::string default_text;  ///< the default as documented ("" : the value written back)
+    std::function<void(const YAML::Node&, const std::string& key)> read;  ///< validates and stores
+    std::function<YAML::Node()> write;                                    ///< the current value
+  };
+
+  /// `section`: the prefix of every key declared through this table; `source` names the config
+  /// in error messages.
+  KeyTable(std::string section, std::string source);
+  ~KeyTable();
+  KeyTable(const KeyTable&) = delete;  // the readers refer to the table
+  KeyTable& operator=(const KeyTable&) = delete;
+
+  /// An integer or floating-point key within [lo, hi] (open ends when asked).
+  template <class T>
+  KeyTable& num(const std::string& key, T& target, double lo, double hi, const std::string& meaning,
+                bool open_lo = false, bool open_hi = false);
+  /// true / false.
+  KeyTable& flag(const std::string& key, bool& target, const std::string& meaning);
+  /// A string; when `choices` is not empty, one of them.
+  KeyTable& text(const std::string& key, std::string& target, std::vector<std::string> choices,
+                 const std::string& meaning);
+  /// A number or a non-empty list of numbers, each finite and > 0 (`positive`) or >= 0 (the
+  /// grids of the closed-form models); `noun` names one element in messages.
+  KeyTable& numbers(const std::string& key, std::vector<double>& target, const std::string& noun, bool positive,
+                    const std::string& meaning);
+  /// A key with its own reader and writer (mappings, fixed-length lists).
+  KeyTable& custom(const std::string& key, std::function<void(const YAML::Node&, const std::string&)> read,
+                   std::function<YAML::Node()> write, const std::string& meaning);
+  /// Documents the last declared key's default as `text` instead of its value ("model's").
+  KeyTable& shown_default(const std::string& text);
+
+  /// Throws InputError "<source>: config key '<key>': <what>".
+  [[noreturn]] void fail(const std::string& key, const std::string& what) const;
+  /// The declared keys, in declaration order.
+  const std::vector<Key>& keys() const { return keys_; }
+  /// The section prefix.
+  const std::string& section() const { return section_; }
+  /// The config's name in messages.
+  const std::string& source() const { return source_; }
+
+ private:
+  void add(const std::string& key, std::function<void(const YAML::Node&, const std::string&)> read,
+           std::function<YAML::Node()> write, const std::string& meaning);
+  template <class T>
+  T scalar(const YAML::Node& n, const std::string& key, const char* type_name) const;
+
+  std::string section_, source_;
+  std::vector<Key> keys_;
+};
+
+/// Defaults of the shared train keys that a model chooses (train.lr, train.dropout, train.epochs).
+struct TrainDefaults {
+  double lr = 1e-3;      ///< Adam learning rate
+  double dropout = 0.5;  ///< input dropout of training passes
+  int epochs = 50;       ///< epochs
+};
+
+/// A model's own config section (`ease:`, `recvae:` ...), declared next to the model's code.
+/// A section type S derives from Section<S> and names itself with `static constexpr const char*
+/// kName`; Config::section<S>() reaches it.
+class ConfigSection {
+ public:
+  virtual ~ConfigSection() = default;
+  /// Declares every key of the section with its range and one-line documentation.
+  virtual void declare(KeyTable& keys) = 0;
+  /// A deep copy.
+  virtual std::unique_ptr<ConfigSection> clone() const = 0;
+  /// Checks that need other sections (after parsing; before the model's train defaults are
+  /// filled in). Throws InputError prefixed by `source`.
+  virtual void validate(const Config& config, const std::string& source) const {}
+  /// The train.* defaults of a run of this model.
+  virtual TrainDefaults train_defaults(const Config& config) const { return {}; }
+  /// Other model sections a run of this model reads (RaCT: its actor's).
+  virtual std::vector<std::string> also_uses(const Config& config) const { return {}; }
+};
+
+/// CRTP helper: the copy for ConfigSection::clone.
+template <class S>
+class Section : public ConfigSection {
+ public:
+  std::unique_ptr<ConfigSection> clone() const override { return std::make_unique<S>(static_cast<const S&>(*this)); }
+};
+
+/// The model sections of a config, by name; copying a Config copies them.
+class SectionStore {
+ public:
+  SectionStore() = default;
+  SectionStore(const SectionStore& other);
+  SectionStore& operator=(const SectionStore& other);
+  SectionStore(SectionStore&&) = default;
+  SectionStore& operator=(SectionStore&&) = default;
+  /// The section named `name`, or nullptr.
+  ConfigSection* find(const std::string& name) const;
+  /// Puts `section` under `name` (replacing one there).
+  ConfigSection& put(const std::string& name, std::unique_ptr<ConfigSection> section);
+  /// Names of the sections held.
+  std::vector<std::string> names() const;
+
+ private:
+  std::map<std::string, std::unique_ptr<ConfigSection>> sections_;
+};
+
+/// What the parser knows of one model type (the registry hands these over).
+struct SectionType {
+  std::string name;                                      ///< model.type value and section name
+  std::function<std::unique_ptr<ConfigSection>()> make;  ///< a section with its defaults
 };
 
 /// The whole configuration.
 struct Config {
   DataConfig data;
   ModelConfig model;
-  RecVAEConfig recvae;
-  MultVAEConfig multvae;
-  MultDAEConfig multdae;
-  CDAEConfig cdae;
-  AutoRecConfig autorec;
-  RaCTConfig ract;
-  EASEConfig ease;
-  SLIMConfig slim;
-  WMFConfig wmf;
-  PMFConfig pmf;
   TrainConfig train;
   EvalConfig eval;
   OutputConfig output;
   DistConfig dist;
+  SectionStore sections;  ///< the model sections (the run's own, RaCT's actor's, any set in code)
 
-  /// The resolved configuration as YAML (every key, written to the run directory).
+  /// The model section S (S::kName), created with its defaults when absent.
+  template <class S>
+  S& section() {
+    ConfigSection* s = sections.find(S::kName);
+    if (!s) s = &sections.put(S::kName, std::make_unique<S>());
+    return static_cast<S&>(*s);
+  }
+  /// The model section S, or S's defaults when the config has none.
+  template <class S>
+  const S& section() const {
+    static const S defaults;
+    const ConfigSection* s = sections.find(S::kName);
+    return s ? static_cast<const S&>(*s) : defaults;
+  }
+  /// Names of the model sections the run reads: model.type's and what it also_uses.
+  std::vector<std::string> used_sections() const;
+  /// The resolved configuration as YAML (every key of the common sections and of the used
+  /// model sections; written to the run directory).
   std::string to_yaml() const;
 };
 
-/// The model types `model.type` accepts, in the order of the docs.
-const std::vector<std::string>& model_types();
+/// Parses YAML text (`source` names it in messages), applies `section.key=value` overrides
+/// and validates: unknown keys, wrong types, out-of-range values and sections of another model
+/// are InputErrors naming the key. `types` are the model types and their sections (the
+/// registry's); the run's section is filled in with its defaults, and the model's train
+/// defaults are applied (fill_train_defaults). Callers use models/registry.h's parse_config.
+Config read_config(const std::string& yaml_text, const std::string& source, const std::vector<std::string>& overrides,
+                   const std::vector<SectionType>& types);
 
-/// Fills the shared keys left unset (train.lr, train.dropout, train.epochs: -1) with model.type's
-/// defaults (ract: its actor's lr and dropout, and the sum of its phases' epochs).
-/// parse_config does it; code that builds a Config by hand gets it from the Trainer.
-void apply_model_defaults(Config& config);
+/// Makes sure the sections model.type uses exist (created by `types`), then fills the shared
+/// train keys left unset (-1) with the model's TrainDefaults. Idempotent.
+void fill_train_defaults(Config& config, const std::vector<SectionType>& types);
 
-/// Parses YAML text (source names it in messages) and applies `section.key=value` overrides.
-/// Throws InputError naming the key on unknown keys, wrong types and out-of-range values.
-Config parse_config(const std::string& yaml_text, const std::string& source,
-                    const std::vector<std::string>& overrides = {});
-/// Reads and parses a config file; InputError when it is missing or unreadable.
-Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+/// The key table of the common sections followed by each model type's section, as Markdown
+/// rows "| `key` | default | meaning |" in declaration order (configs/README.md's tables).
+std::vector<std::string> config_key_rows(const std::vector<SectionType>& types);
 
 }  // namespace recvae
