@@ -134,8 +134,8 @@ TEST(DevicePath, GpuMatchesCpu) {
   CsrMatrix m = random_rows(40, 300, 4);
   torch::manual_seed(3);
   const std::array<double, 3> weights{0.15, 0.75, 0.1};
-  RecVAE cpu_model(ModelShape{300, 32, 8, 0.1}, weights, 10.0);
-  RecVAE gpu_model(ModelShape{300, 32, 8, 0.1}, weights, 10.0);
+  RecVAE cpu_model(RecVAEShape{300, 32, 8, 0.1}, weights, 10.0);
+  RecVAE gpu_model(RecVAEShape{300, 32, 8, 0.1}, weights, 10.0);
   {
     torch::NoGradGuard g;
     auto a = cpu_model->parameters(), b = gpu_model->parameters();

@@ -1,7 +1,7 @@
 // libFuzzer target for the HDF5 split-file reader (SplitFile in src/h5_dataset.cpp).
 //
 // The seed is a valid small split file written once per process with write_split_file (the data of
-// tests/data/h5_fixtures.h). The fuzz input is a list of 3-byte patches (offset: 16-bit little
+// tests/common/h5_fixtures.h). The fuzz input is a list of 3-byte patches (offset: 16-bit little
 // endian, taken modulo the file size; new byte). An input of length 1 mod 3 ends with a byte that
 // truncates the file to (byte + 1) / 256 of its length when that byte is < 255. The patched file is
 // opened with SplitFile; every split is read whole and in sub-ranges, plus indptr, item ids, user
@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "data/h5_fixtures.h"
+#include "common/h5_fixtures.h"
 #include "recvae/util/error.h"
 #include "recvae/data/h5_dataset.h"
 
