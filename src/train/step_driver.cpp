@@ -15,14 +15,13 @@
 #include "recvae/train/training_data.h"
 #include "recvae/util/config.h"
 #include "recvae/util/error.h"
+#include "recvae/util/progress.h"
 
 namespace recvae {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Test hook: RECVAE_FAULT_RANK=r [RECVAE_FAULT_STEP=k] makes rank r fail at step k (default 0)
 // of the first epoch, to test that one failing rank ends the whole job.

@@ -29,6 +29,7 @@
 #include "recvae/train/training_data.h"
 #include "recvae/util/cpu_affinity.h"
 #include "recvae/util/error.h"
+#include "recvae/util/progress.h"
 #include "recvae/util/json.h"
 #include "recvae/util/run_dir.h"
 
@@ -37,8 +38,6 @@ namespace recvae {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 double peak_host_memory_gb() {
   rusage ru{};
@@ -98,7 +97,6 @@ struct Trainer::Impl {
     c.model = core;
     c.data_fingerprint = data.fingerprint;
     c.data_path = cfg.data.path;
-    c.config_yaml = cfg.to_yaml();
     c.best = &best;
     return c;
   }
@@ -243,6 +241,7 @@ void Trainer::Impl::save_checkpoint(const TrainingPosition& next) {
   }
   if (candidates) c.fit_progress = candidates->fit_progress();  // Note [Resumable fits]
   if (!root) return;
+  c.config_yaml = cfg.to_yaml();
   char name[64];
   std::snprintf(name, sizeof name, "epoch-%04d-pass-%02d-step-%06lld", next.epoch, next.schedule_index,
                 static_cast<long long>(next.step));

@@ -348,12 +348,18 @@ void declare_section(KeyTable& t, const std::string& name, Config& c, const std:
     s->declare(t);
 }
 
-// Sections used by the run that the store lacks are made with their defaults.
+// Sections used by the run that the store lacks are made with their defaults. A section made
+// here may name others (RaCT -> its actor), so the list is read again until nothing is added.
 void complete_sections(Config& c, const std::vector<SectionType>& types) {
-  for (int round = 0; round < 2; ++round)  // a used section may name another (RaCT -> its actor)
+  for (bool added = true; added;) {
+    added = false;
     for (const auto& name : c.used_sections())
       if (!c.sections.find(name))
-        if (const SectionType* t = find_type(types, name)) c.sections.put(name, t->make());
+        if (const SectionType* t = find_type(types, name)) {
+          c.sections.put(name, t->make());
+          added = true;
+        }
+  }
 }
 
 }  // namespace

@@ -7,6 +7,9 @@
 namespace recvae {
 
 /// Prints "label: done/total (rate/s)" to stderr at most every `interval_seconds`.
+/// Seconds from `start` to now on the steady clock.
+double seconds_since(std::chrono::steady_clock::time_point start);
+
 class Progress {
  public:
   /// total may be 0 when unknown; enabled=false silences it (e.g. non-zero ranks).
