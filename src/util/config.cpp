@@ -279,13 +279,14 @@ void declare_common(const std::string& name, Config& c, KeyTable& t, const std::
         .shown_default("model's");
     t.num("seed", c.train.seed, 0.0, 18446744073709551615.0,
           "seed of the initialisation, the per-pass permutations and the per-user noise");
-    t.num("threads", c.train.threads, 0, 4096,
-          "intra-op threads per rank; 0 = cores of the node / ranks on the node, at most the CPUs of the rank's "
-          "affinity mask (mpirun binds a rank to one core unless given `--bind-to none`; rank 0 warns when "
-          "`train.threads` exceeds its mask). Keep ranks x threads (plus any other job's threads) at or below the "
-          "cores: OpenMP threads spin when the cores are oversubscribed, and small-matrix work (ALS solves, "
-          "evaluation) slows by far more than the share lost (a WMF epoch on Gowalla at dim 64: 2 s alone, 160 s beside "
-          "four other busy threads on 2 cores)");
+    t.num(
+        "threads", c.train.threads, 0, 4096,
+        "intra-op threads per rank; 0 = cores of the node / ranks on the node, at most the CPUs of the rank's "
+        "affinity mask (mpirun binds a rank to one core unless given `--bind-to none`; rank 0 warns when "
+        "`train.threads` exceeds its mask). Keep ranks x threads (plus any other job's threads) at or below the "
+        "cores: OpenMP threads spin when the cores are oversubscribed, and small-matrix work (ALS solves, "
+        "evaluation) slows by far more than the share lost (a WMF epoch on Gowalla at dim 64: 2 s alone, 160 s beside "
+        "four other busy threads on 2 cores)");
     t.num("max_steps_per_pass", c.train.max_steps_per_pass, 0, 1LL << 40,
           "> 0 truncates every pass (smoke tests, benchmarks)");
     t.text("precision", c.train.precision, {"fp32", "tf32"},

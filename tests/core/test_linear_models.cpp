@@ -306,7 +306,9 @@ TEST(SLIM, TheGridKeepsTheValidationBestFitOfOneGram) {
       err("data: {path: x}\nmodel: {type: slim}\nslim: {l1: [1, -1]}").find("every l1 must be a finite number >= 0"),
       std::string::npos);
   EXPECT_NE(err("data: {path: x}\nmodel: {type: slim}\nslim: {l2: []}").find("at least one l2"), std::string::npos);
-  EXPECT_EQ(parse_config("data: {path: x}\nmodel: {type: slim}\nslim: {l1: 0, l2: [5, 50]}", "t.yaml").section<SLIMConfig>().l2,
+  EXPECT_EQ(parse_config("data: {path: x}\nmodel: {type: slim}\nslim: {l1: 0, l2: [5, 50]}", "t.yaml")
+                .section<SLIMConfig>()
+                .l2,
             (std::vector<double>{5, 50}));
 }
 
