@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # run_local.sh: runs recvae_dist on this machine, on one rank or on N ranks through mpirun.
 #
-#   launch/run_local.sh [-n RANKS] CONFIG.yaml [--set section.key=value ...]
+#   launch/run_local.sh [-n RANKS] [--nodes N [--link RATE[,DELAY]]] CONFIG.yaml [--set section.key=value ...]
 #
 # - 1 rank: runs build/recvae_dist directly (no MPI launcher needed).
 # - N > 1 ranks: `mpirun -np N --bind-to none ...`, adding --allow-run-as-root when run as root and
 #   --oversubscribe when N exceeds the number of cores.
+# - --nodes N (any number of ranks, 1 included): through launch/emulated_mpirun.sh, on N emulated
+#   nodes (network namespaces on a bridge, ranks round robin by node, TCP between nodes), with each
+#   node's link shaped by --link RATE[,DELAY] (tc syntax: 1gbit, 500mbit; a DELAY such as 2ms needs
+#   the kernel's netem). Needs root and iproute2; docs/operations.md#emulated-nodes.
 # - Unless train.threads is given with --set (or is non-zero in the config's train: section), sets
 #   train.threads = max(1, cores / N) so that ranks x threads never exceeds the cores.
 #
@@ -17,6 +21,7 @@
 #   RECVAE_DRY_RUN=1  print the command instead of running it (same as --dry-run)
 #   RECVAE_PLOT=0     do not draw the learning curves at the end
 #   RECVAE_PYTHON     Python for the curves (default: python3 or /usr/bin/python3 with matplotlib)
+#   EMULATED_NODES_STATS_FILE, EMULATED_NODES_STOP_SIGNAL   with --nodes: see launch/emulated_mpirun.sh
 #
 # After a successful run, output.dir/curves.png is drawn by launch/analysis/plot_run.py (validation
 # metrics and loss terms per epoch) when a Python with matplotlib is found; otherwise one line says
@@ -30,14 +35,19 @@ repo_dir=$(cd "$script_dir/.." && pwd)
 
 usage() {
   cat <<EOF
-usage: launch/run_local.sh [-n RANKS] [--dry-run] CONFIG.yaml [--set section.key=value ...]
+usage: launch/run_local.sh [-n RANKS] [--nodes N [--link RATE[,DELAY]]] [--dry-run] CONFIG.yaml [--set section.key=value ...]
 
-Runs the RecVAE trainer locally: directly for 1 rank, through mpirun for more.
-Everything after CONFIG.yaml is passed to recvae_dist (e.g. --set train.epochs=5).
+Runs the RecVAE trainer locally: directly for 1 rank, through mpirun for more, or across N
+emulated nodes with --nodes. Everything after CONFIG.yaml is passed to recvae_dist (e.g.
+--set train.epochs=5).
 
-  -n, --ranks N   number of MPI ranks (default 1)
-  --dry-run       print the command that would run and exit
-  -h, --help      this text
+  -n, --ranks N         number of MPI ranks (default 1)
+  --nodes N             run on N emulated nodes (network namespaces joined by a bridge; ranks
+                        round robin by node; launch/emulated_mpirun.sh; needs root and iproute2)
+  --link RATE[,DELAY]   with --nodes: each node's link, e.g. 1gbit, 10gbit, 500mbit; DELAY (2ms)
+                        needs the kernel's netem qdisc
+  --dry-run             print the command that would run (and the emulated cluster's plan) and exit
+  -h, --help            this text
 
 train.threads defaults to max(1, cores/N) here (cores = $(nproc)), unless you set it with
 --set train.threads=T or in the config. Binary: \${RECVAE_BIN:-\${BIN_DIR:-build}/recvae_dist}; launcher:
@@ -49,6 +59,8 @@ EOF
 }
 
 ranks=1
+nodes=""
+link=""
 dry_run=${RECVAE_DRY_RUN:-0}
 config=""
 passthrough=()
@@ -60,6 +72,14 @@ while [[ $# -gt 0 ]]; do
       ranks=$2; shift 2 ;;
     -n*) ranks=${1#-n}; shift ;;
     --ranks=*) ranks=${1#--ranks=}; shift ;;
+    --nodes)
+      [[ $# -ge 2 ]] || { echo "run_local.sh: --nodes needs a value" >&2; exit 2; }
+      nodes=$2; shift 2 ;;
+    --nodes=*) nodes=${1#--nodes=}; shift ;;
+    --link)
+      [[ $# -ge 2 ]] || { echo "run_local.sh: --link needs RATE[,DELAY]" >&2; exit 2; }
+      link=$2; shift 2 ;;
+    --link=*) link=${1#--link=}; shift ;;
     --dry-run) dry_run=1; shift ;;
     --set)
       [[ $# -ge 2 ]] || { echo "run_local.sh: --set needs section.key=value" >&2; exit 2; }
@@ -81,6 +101,14 @@ if [[ -z "$config" ]]; then
 fi
 if ! [[ "$ranks" =~ ^[1-9][0-9]*$ ]]; then
   echo "run_local.sh: RANKS must be a positive integer, got '$ranks'" >&2
+  exit 2
+fi
+if [[ -n "$nodes" ]] && ! [[ "$nodes" =~ ^[1-9][0-9]*$ ]]; then
+  echo "run_local.sh: --nodes must be a positive integer, got '$nodes'" >&2
+  exit 2
+fi
+if [[ -n "$link" && -z "$nodes" ]]; then
+  echo "run_local.sh: --link shapes the links of emulated nodes; give --nodes N as well" >&2
   exit 2
 fi
 if [[ ! -f "$config" ]]; then
@@ -124,7 +152,13 @@ if [[ $user_threads -eq 0 ]]; then
 fi
 
 cmd=()
-if [[ $ranks -eq 1 ]]; then
+if [[ -n "$nodes" ]]; then
+  # launch/emulated_mpirun.sh makes the nodes, runs mpirun inside node 0 (MPIRUN, MPIRUN_ARGS and
+  # OMP_NUM_THREADS are honoured there) and removes the nodes again.
+  cmd=(bash "$script_dir/emulated_mpirun.sh" --nodes "$nodes")
+  if [[ -n "$link" ]]; then cmd+=(--link "$link"); fi
+  cmd+=(-n "$ranks" -- "$bin" "$config" "${threads_args[@]}" "${passthrough[@]}")
+elif [[ $ranks -eq 1 ]]; then
   cmd=("$bin" "$config" "${threads_args[@]}" "${passthrough[@]}")
 else
   launcher=${MPIRUN:-mpirun}
@@ -153,6 +187,10 @@ fi
 if [[ "$dry_run" == "1" ]]; then
   printf '%q ' "${cmd[@]}"
   echo
+  if [[ -n "$nodes" ]]; then
+    # The cluster's plan (what the launcher would create and run).
+    "${cmd[0]}" "${cmd[1]}" --dry-run "${cmd[@]:2}"
+  fi
   exit 0
 fi
 echo "run_local.sh: ${cmd[*]}" >&2

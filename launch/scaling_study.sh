@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
 # scaling_study.sh: runs one config at several world sizes and tabulates the scaling.
 #
-#   launch/scaling_study.sh CONFIG.yaml [--ranks "1 2 4"] [--out DIR] [--set section.key=value ...]
+#   launch/scaling_study.sh CONFIG.yaml [--ranks "1 2 4"] [--nodes N|ranks [--link RATE[,DELAY]]]
+#                           [--out DIR] [--set section.key=value ...]
 #
 # For every N it runs `launch/run_local.sh -n N CONFIG --set output.dir=$OUT/npN ...` (log in
 # $OUT/npN.log), then writes $OUT/scaling.csv and $OUT/scaling.md and draws $OUT/scaling.png with
 # launch/analysis/plot_scaling.py. A failed run is recorded as failed and the study goes on.
+# With --nodes every run goes across emulated nodes (run_local.sh --nodes, launch/emulated_mpirun.sh:
+# network namespaces on a bridge, TCP between nodes, each node's link shaped by --link): a fixed
+# number of nodes, or `ranks` for one node per rank (N nodes for N ranks). Needs root and iproute2.
 #
 # Columns: ranks; seconds per epoch = mean of train_seconds + eval_seconds over the epochs after
 # the first (all epochs when there is only one); training users/s = mean train_users_per_second
 # over the same epochs (as the trainer reports it); speedup = seconds per epoch at N0 / at N (N0 =
-# the smallest N that succeeded); efficiency = speedup / (N / N0); test NDCG@100 from final.json.
+# the smallest N that succeeded); efficiency = speedup / (N / N0); test NDCG@100 from final.json;
+# nodes and link (last columns; empty without --nodes): the emulated nodes and link of the run.
 set -euo pipefail
 
 script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 usage() {
   cat <<'EOF'
-usage: launch/scaling_study.sh CONFIG.yaml [--ranks "1 2 4"] [--out DIR] [--set section.key=value ...]
+usage: launch/scaling_study.sh CONFIG.yaml [--ranks "1 2 4"] [--nodes N|ranks [--link RATE[,DELAY]]]
+                               [--out DIR] [--set section.key=value ...]
 
 Runs CONFIG at each world size N through launch/run_local.sh (direct for N=1, mpirun for N>1)
 with output.dir=DIR/npN, then writes DIR/scaling.csv, DIR/scaling.md and DIR/scaling.png
@@ -26,6 +32,10 @@ with output.dir=DIR/npN, then writes DIR/scaling.csv, DIR/scaling.md and DIR/sca
   --ranks LIST          world sizes, space- or comma-separated (default: 1 2 4 ... up to the
                         number of GPUs from `nvidia-smi -L`, or of CPU cores without GPUs; the
                         maximum itself is added when it is not a power of two)
+  --nodes N|ranks       run every N across emulated nodes (launch/emulated_mpirun.sh; root and
+                        iproute2): N nodes for every run, or `ranks` for one node per rank
+  --link RATE[,DELAY]   with --nodes: each node's link, e.g. 1gbit, 10gbit, 500mbit; a DELAY (2ms)
+                        needs the kernel's netem qdisc. nodes and link are recorded in the table
   --out DIR             study directory (default runs/scaling-YYYYmmdd-HHMMSS)
   --batch-per-rank B    weak scaling: train.batch_size = B * N for each N (default: the config's
                         global batch for every N, i.e. strong scaling)
@@ -43,6 +53,8 @@ config=""
 ranks_arg=""
 out=""
 batch_per_rank=""
+nodes_arg=""
+link=""
 table_only=0
 sets=()
 while [[ $# -gt 0 ]]; do
@@ -57,6 +69,12 @@ while [[ $# -gt 0 ]]; do
     --batch-per-rank) [[ $# -ge 2 ]] || { echo "scaling_study.sh: --batch-per-rank needs B" >&2; exit 2; }
       batch_per_rank=$2; shift 2 ;;
     --batch-per-rank=*) batch_per_rank=${1#--batch-per-rank=}; shift ;;
+    --nodes) [[ $# -ge 2 ]] || { echo "scaling_study.sh: --nodes needs N or 'ranks'" >&2; exit 2; }
+      nodes_arg=$2; shift 2 ;;
+    --nodes=*) nodes_arg=${1#--nodes=}; shift ;;
+    --link) [[ $# -ge 2 ]] || { echo "scaling_study.sh: --link needs RATE[,DELAY]" >&2; exit 2; }
+      link=$2; shift 2 ;;
+    --link=*) link=${1#--link=}; shift ;;
     --set) [[ $# -ge 2 ]] || { echo "scaling_study.sh: --set needs section.key=value" >&2; exit 2; }
       sets+=(--set "$2"); shift 2 ;;
     --set=*) sets+=(--set "${1#--set=}"); shift ;;
@@ -76,6 +94,18 @@ for s in "${sets[@]}"; do
     exit 2
   fi
 done
+if [[ -n "$nodes_arg" && "$nodes_arg" != ranks ]] && ! [[ "$nodes_arg" =~ ^[1-9][0-9]*$ ]]; then
+  echo "scaling_study.sh: --nodes must be a positive integer or 'ranks', got '$nodes_arg'" >&2
+  exit 2
+fi
+if [[ -n "$link" && -z "$nodes_arg" ]]; then
+  echo "scaling_study.sh: --link shapes the links of emulated nodes; give --nodes as well" >&2
+  exit 2
+fi
+if [[ -n "$nodes_arg" && $table_only -eq 0 && $(id -u) -ne 0 ]]; then
+  echo "scaling_study.sh: --nodes (emulated nodes: network namespaces, tc) needs root" >&2
+  exit 2
+fi
 if [[ -n "$batch_per_rank" ]] && ! [[ "$batch_per_rank" =~ ^[1-9][0-9]*$ ]]; then
   echo "scaling_study.sh: --batch-per-rank must be a positive integer" >&2
   exit 2
@@ -115,7 +145,11 @@ if ! command -v "$python" >/dev/null 2>&1; then
   exit 2
 fi
 
-echo "scaling_study: config $config, ranks ${ranks[*]}, ${gpus} GPU(s), ${cores} core(s), out $out"
+emulated=""
+if [[ -n "$nodes_arg" ]]; then
+  emulated=", emulated nodes: ${nodes_arg/#ranks/one per rank}${link:+, link $link}"
+fi
+echo "scaling_study: config $config, ranks ${ranks[*]}, ${gpus} GPU(s), ${cores} core(s), out $out$emulated"
 
 # --- runs -------------------------------------------------------------------------------------
 if [[ $table_only -eq 0 ]]; then
@@ -125,6 +159,7 @@ if [[ $table_only -eq 0 ]]; then
     echo "ranks=${ranks[*]}"
     echo "batch_per_rank=$batch_per_rank"
     echo "sets=${sets[*]}"
+    echo "nodes=$nodes_arg link=$link"
     echo "host=$(hostname) cores=$cores gpus=$gpus date=$(date -Iseconds)"
   } >"$out/study.txt"
   for n in "${ranks[@]}"; do
@@ -134,10 +169,20 @@ if [[ $table_only -eq 0 ]]; then
     fi
     run_sets+=(--set "output.dir=$out/np$n")
     rm -f "$out/np$n/final.json" "$out/np$n/metrics.jsonl"
-    echo "scaling_study: N=$n -> $out/np$n (log $out/np$n.log)"
+    # The emulated nodes and link of this run (read back by the table, also with --table-only).
+    node_args=()
+    run_nodes=""
+    if [[ -n "$nodes_arg" ]]; then
+      run_nodes=$nodes_arg
+      [[ "$nodes_arg" == ranks ]] && run_nodes=$n
+      node_args=(--nodes "$run_nodes")
+      if [[ -n "$link" ]]; then node_args+=(--link "$link"); fi
+    fi
+    printf 'nodes=%s\nlink=%s\n' "$run_nodes" "$link" >"$out/np$n.emulated"
+    echo "scaling_study: N=$n -> $out/np$n (log $out/np$n.log)${run_nodes:+ on $run_nodes emulated node(s)}"
     start=$(date +%s)
     set +e
-    "$script_dir/run_local.sh" -n "$n" "$config" "${run_sets[@]}" >"$out/np$n.log" 2>&1
+    "$script_dir/run_local.sh" -n "$n" "${node_args[@]}" "$config" "${run_sets[@]}" >"$out/np$n.log" 2>&1
     rc=$?
     set -e
     echo "$rc" >"$out/np$n.rc"
@@ -197,6 +242,14 @@ def load_run(n):
     row["test_recall@20"] = (final or {}).get("recall@20")
     row["best_epoch"] = (final or {}).get("best_epoch")
     row["wall_seconds"] = (final or {}).get("seconds")
+    # Emulated nodes and link (launch/emulated_mpirun.sh); empty for a run on this machine as is.
+    row["nodes"] = row["link"] = ""
+    emulated_path = os.path.join(out, f"np{n}.emulated")
+    if os.path.exists(emulated_path):
+        for line in open(emulated_path):
+            key, _, value = line.strip().partition("=")
+            if key in ("nodes", "link"):
+                row[key] = value
     if row["status"] == "ok" and row["world_size"] not in (None, n):
         row["status"] = f"ok (world_size {row['world_size']}!)"
     return row
@@ -212,7 +265,7 @@ for r in rows:
 
 columns = ["ranks", "seconds_per_epoch", "train_users_per_second", "speedup", "efficiency",
            "test_ndcg@100", "test_recall@20", "best_epoch", "epochs", "world_size",
-           "allreduce_bytes_per_step", "wall_seconds", "status"]
+           "allreduce_bytes_per_step", "wall_seconds", "status", "nodes", "link"]
 
 
 def fmt(v, digits):
@@ -237,27 +290,30 @@ if os.path.exists(study):
     md.append(open(study).read().rstrip())
     md.append("```\n")
 md.append(f"Config: `{config}`. Baseline N0 = {base['ranks'] if base else '-'} rank(s).\n")
-md.append("| ranks | s/epoch | train users/s | speedup | efficiency | test NDCG@100 | status |")
-md.append("|---:|---:|---:|---:|---:|---:|---|")
+header = ("| ranks | s/epoch | train users/s | speedup | efficiency | test NDCG@100 | status | "
+          "nodes | link |")
+md.append(header)
+md.append("|---:|---:|---:|---:|---:|---:|---|---:|---|")
 for r in rows:
     eff = f"{100 * r['efficiency']:.0f}%" if r["efficiency"] is not None else ""
     md.append(f"| {r['ranks']} | {fmt(r['seconds_per_epoch'], 3)} | "
               f"{fmt(r['train_users_per_second'], 0)} | {fmt(r['speedup'], 2)} | {eff} | "
-              f"{fmt(r['test_ndcg@100'], 4)} | {r['status']} |")
+              f"{fmt(r['test_ndcg@100'], 4)} | {r['status']} | {r['nodes']} | {r['link']} |")
 md.append("")
 md.append("s/epoch: mean of train_seconds + eval_seconds over the epochs after the first (all "
           "epochs when there is one). train users/s: mean of the trainer's "
           "train_users_per_second over the same epochs. speedup: s/epoch at N0 / at N; "
           "efficiency: speedup / (N/N0). NDCG@100: test users, best validation epoch "
-          "(final.json). Columns not shown here are in scaling.csv; logs in npN.log.")
+          "(final.json). nodes, link: emulated nodes and their link (launch/emulated_mpirun.sh; "
+          "empty: ranks on this machine as is). Columns not shown here are in scaling.csv; logs in "
+          "npN.log.")
 if any(r["status"].startswith("ok") for r in rows):
     md.append("")
     md.append("![scaling](scaling.png)")
 with open(os.path.join(out, "scaling.md"), "w") as f:
     f.write("\n".join(md) + "\n")
 
-print("\n".join(md[md.index("| ranks | s/epoch | train users/s | speedup | efficiency | "
-                            "test NDCG@100 | status |"):][:len(rows) + 2]))
+print("\n".join(md[md.index(header):][:len(rows) + 2]))
 print(f"wrote {os.path.join(out, 'scaling.csv')} and {os.path.join(out, 'scaling.md')}")
 PY
 

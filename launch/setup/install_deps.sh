@@ -19,6 +19,7 @@ packages=(
   libgtest-dev
   python3 python3-numpy python3-h5py python3-matplotlib  # launch/ plots, compare tables, the export example
   zlib1g-dev              # gzip-compressed raw inputs
+  iproute2                # emulated nodes (launch/emulated_mpirun.sh, run_local.sh --nodes): ip netns, tc
 )
 
 missing=()

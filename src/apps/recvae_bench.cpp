@@ -22,6 +22,7 @@
 #include "recvae/util/json.h"
 #include "recvae/data/synth.h"
 #include "recvae/models/registry.h"
+#include "recvae/train/epoch_report.h"
 #include "recvae/train/trainer.h"
 
 namespace {
@@ -39,6 +40,10 @@ const char* kUsage =
     "  --steps N       measured steps per phase (default 5, after 2 warm-up steps)\n"
     "  --no-eval       skip the evaluation timing\n"
     "  --json FILE     also write the figures as JSON (rank 0)\n"
+    "  --collectives   time the gradient collectives alone (all-reduce, reduce-scatter, all-gather of\n"
+    "                  fp32 buffers from 4 KB to 64 MB) instead of a model; with --json, the figures\n"
+    "                  the scaling model (launch/analysis/scaling_model.py) fits a link's latency and\n"
+    "                  bandwidth to\n"
     "  --set K=V       any config key, e.g. --set train.batch_size=4096 --set train.threads=1\n"
     "  --help          this text\n";
 
@@ -48,10 +53,65 @@ double peak_rss_gb() {
   return static_cast<double>(ru.ru_maxrss) / (1024.0 * 1024.0);  // ru_maxrss is in KiB on Linux
 }
 
+// Seconds per call of `f`, the slowest rank's mean over enough repetitions for ~0.2 s.
+template <class F>
+double seconds_per_call(recvae::Communicator& comm, F&& f) {
+  using Clock = std::chrono::steady_clock;
+  f();  // warm-up (connections, buffers)
+  comm.barrier();
+  std::int64_t reps = 0;
+  const auto t0 = Clock::now();
+  double elapsed = 0;
+  do {
+    f();
+    ++reps;
+    elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::int64_t go_on = elapsed < 0.2 && reps < 1000 ? 1 : 0;  // every rank stops at the same count
+    comm.allreduce_max_host(&go_on, 1);
+    if (!go_on) break;
+  } while (true);
+  double per = elapsed / static_cast<double>(reps);
+  std::int64_t micros = static_cast<std::int64_t>(per * 1e6);
+  comm.allreduce_max_host(&micros, 1);
+  return static_cast<double>(micros) / 1e6;
+}
+
+// --collectives: the cost of the collectives a step issues, by buffer size.
+int time_collectives(const std::string& json_path) {
+  auto comm = recvae::make_mpi_communicator();
+  const int n = comm->size();
+  if (comm->rank() == 0)
+    std::printf("recvae_bench: collectives over %d rank(s), backend %s (seconds per call, slowest rank)\n", n,
+                comm->backend().c_str());
+  if (comm->rank() == 0) std::printf("  %12s %14s %14s %14s\n", "bytes", "all-reduce", "reduce-scatter", "all-gather");
+  std::string rows;
+  for (std::int64_t bytes = 4096; bytes <= (64 << 20); bytes *= 4) {
+    const std::int64_t block = (bytes / 4 + n - 1) / n;
+    std::vector<float> a(static_cast<size_t>(block * n), 1.0f), b(static_cast<size_t>(block), 0.0f);
+    const double ar = seconds_per_call(*comm, [&] { comm->allreduce_sum(a.data(), a.size()); });
+    const double rs = seconds_per_call(*comm, [&] {
+      comm->reduce_scatter_sum(a.data(), b.data(), static_cast<size_t>(block), recvae::WireType::kFloat32);
+    });
+    const double ag = seconds_per_call(
+        *comm, [&] { comm->allgather_inplace(a.data(), static_cast<size_t>(block), recvae::WireType::kFloat32); });
+    if (comm->rank() == 0) std::printf("  %12lld %14.6f %14.6f %14.6f\n", static_cast<long long>(bytes), ar, rs, ag);
+    recvae::JsonObject r;
+    r.add("bytes", block * n * 4)
+        .add("allreduce_seconds", ar)
+        .add("reduce_scatter_seconds", rs)
+        .add("allgather_seconds", ag);
+    rows += (rows.empty() ? "" : ", ") + r.str();
+  }
+  if (comm->rank() == 0 && !json_path.empty())
+    std::ofstream(json_path) << "{\"world_size\": " << n << ", \"backend\": \"" << comm->backend()
+                             << "\", \"collectives\": [" << rows << "]}\n";
+  return 0;
+}
+
 int run(int argc, char** argv) {
   std::string preset = "ml-20m", data, json_path;
   int steps = 5;
-  bool eval = true;
+  bool eval = true, collectives = false;
   std::vector<std::string> overrides;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -75,6 +135,8 @@ int run(int argc, char** argv) {
       if (steps < 1) throw recvae::InputError("--steps must be >= 1");
     } else if (a == "--no-eval") {
       eval = false;
+    } else if (a == "--collectives") {
+      collectives = true;
     } else if (a == "--json") {
       json_path = value();
     } else if (a == "--set") {
@@ -86,6 +148,7 @@ int run(int argc, char** argv) {
 
   const recvae::ProcessInfo proc = recvae::init_process();
   const bool root = proc.rank == 0;
+  if (collectives) return time_collectives(json_path);
   std::string tmp_file;
   if (data.empty()) {
     // Rank 0 generates the data set; every rank then reads its own shard of it.
@@ -154,7 +217,7 @@ int run(int argc, char** argv) {
   }
   // A pass truncated to `steps` steps, after a warm-up pass: the time per step includes the
   // per-pass permutation and the periodic loss checks, as in training.
-  auto time_steps = [&](const recvae::PassSpec& spec, std::int64_t& bytes) {
+  auto time_steps = [&](const recvae::PassSpec& spec, recvae::PassStats& out) {
     recvae::PassSpec warm = spec, timed = spec;
     warm.pass += 100;  // other random streams than the timed pass
     timed.pass += 200;
@@ -163,7 +226,7 @@ int run(int argc, char** argv) {
     const auto t0 = Clock::now();
     recvae::PassStats st = trainer.train_pass(0, timed, steps);
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / st.steps;
-    bytes = st.allreduce_bytes;
+    out = st;
     comm->allreduce_sum_host(&ms, 1);  // mean over ranks
     return ms / comm->size();
   };
@@ -176,12 +239,12 @@ int run(int argc, char** argv) {
     for (const auto& spec : trainer.schedule(e)) every_phase.push_back(spec);
   std::vector<std::string> phases;
   std::vector<double> phase_ms;
-  std::vector<std::int64_t> phase_bytes;
+  std::vector<recvae::PassStats> phase_stats;
   for (const auto& spec : every_phase) {
     if (std::find(phases.begin(), phases.end(), spec.phase) != phases.end()) continue;
-    std::int64_t bytes = 0;
-    phase_ms.push_back(time_steps(spec, bytes));
-    phase_bytes.push_back(bytes);
+    recvae::PassStats st;
+    phase_ms.push_back(time_steps(spec, st));
+    phase_stats.push_back(st);
     phases.push_back(spec.phase);
   }
   auto ms_of = [&](const std::string& phase) {
@@ -225,7 +288,19 @@ int run(int argc, char** argv) {
                 static_cast<long long>(steps_per_pass), schedule.size());
     std::printf("  %-28s %10.0f users/s\n", "training throughput", users_per_s);
     for (size_t i = 0; i < phases.size(); ++i)
-      std::printf("  %-28s %10.1f MB\n", ("all-reduced per " + phases[i] + " step").c_str(), phase_bytes[i] / 1e6);
+      std::printf("  %-28s %10.1f MB\n", ("all-reduced per " + phases[i] + " step").c_str(),
+                  phase_stats[i].allreduce_bytes / 1e6);
+    // Note [Step breakdown]: ms per step, mean over ranks.
+    std::printf("  %-14s %9s %9s %9s %9s %9s %12s %12s\n", "per step (ms)", "compute", "comm", "optimizer", "other",
+                "total", "wire MB/rank", "opt state MB");
+    for (size_t i = 0; i < phases.size(); ++i) {
+      const recvae::StepBreakdown& b = phase_stats[i].time;
+      const double n = static_cast<double>(std::max<std::int64_t>(1, phase_stats[i].steps));
+      std::printf("  %-14s %9.2f %9.2f %9.2f %9.2f %9.2f %12.1f %12.1f\n", phases[i].c_str(), 1e3 * b.compute / n,
+                  1e3 * b.comm / n, 1e3 * b.optimizer / n, 1e3 * b.other / n,
+                  1e3 * (b.compute + b.comm + b.optimizer + b.other) / n, b.tally.wire_bytes / n / 1e6,
+                  phase_stats[i].optimizer_state_bytes / 1e6);
+    }
     std::printf("  %-28s %10.2f GB (sum over ranks)\n", "peak host memory", rss);
     if (device_gb >= 0)
       std::printf("  %-28s %10.2f GB (rank 0's GPU, in use after the run)\n", "device memory", device_gb);
@@ -247,8 +322,20 @@ int run(int argc, char** argv) {
           .add("train_users_per_second", users_per_s)
           .add("peak_host_memory_gb", rss)
           .add("device_memory_gb", device_gb);
-      for (size_t i = 0; i < phases.size(); ++i)
-        j.add(phases[i] + "_step_ms", phase_ms[i]).add("allreduce_bytes_" + phases[i] + "_step", phase_bytes[i]);
+      std::string order;  // one epoch's passes, for the scaling model
+      for (const auto& spec : schedule) order += (order.empty() ? "" : ",") + spec.phase;
+      j.add("optimizer", config.dist.optimizer)
+          .add("grad_dtype", config.dist.grad_dtype)
+          .add("schedule", order)
+          .add("steps_per_pass", steps_per_pass);
+      for (size_t i = 0; i < phases.size(); ++i) {
+        j.add(phases[i] + "_step_ms", phase_ms[i])
+            .add("allreduce_bytes_" + phases[i] + "_step", phase_stats[i].allreduce_bytes);
+        recvae::JsonObject b;  // Note [Step breakdown]: seconds and bytes per step
+        recvae::add_breakdown(b, phase_stats[i].time, static_cast<double>(phase_stats[i].steps));
+        b.add("optimizer_state_bytes", phase_stats[i].optimizer_state_bytes);
+        j.add(phases[i] + "_breakdown", b);
+      }
       std::ofstream(json_path) << j.str() << "\n";
     }
   }

@@ -13,6 +13,8 @@ namespace {
 bool g_we_initialised = false;
 }
 
+std::size_t wire_bytes(WireType type) { return type == WireType::kBFloat16 ? 2 : 4; }
+
 ProcessInfo init_process() {
   int initialised = 0;
   MPI_Initialized(&initialised);

@@ -20,6 +20,15 @@ void check_cuda(cudaError_t e, const char* what) {
   if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
 }
 
+ncclDataType_t nccl_type(WireType t) {
+#if defined(NCCL_VERSION_CODE) && NCCL_VERSION_CODE >= 21000
+  if (t == WireType::kBFloat16) return ncclBfloat16;
+#else
+  if (t == WireType::kBFloat16) throw std::runtime_error("dist.grad_dtype bf16 needs NCCL 2.10 or newer");
+#endif
+  return ncclFloat;
+}
+
 class NcclCommunicator final : public Communicator {
  public:
   NcclCommunicator(int device, double timeout_seconds)
@@ -40,9 +49,23 @@ class NcclCommunicator final : public Communicator {
 
   // Collectives are enqueued on the legacy default stream, which is the stream libtorch computes
   // on unless told otherwise, so they are ordered after the backward pass that produced the data.
-  void allreduce_sum(float* data, std::size_t count) override {
+  using Communicator::allreduce_sum;
+  void allreduce_sum(void* data, std::size_t count, WireType type) override {
     if (info_.size == 1) return;
-    finish("ncclAllReduce", ncclAllReduce(data, data, count, ncclFloat, ncclSum, comm_, stream()));
+    finish("ncclAllReduce", ncclAllReduce(data, data, count, nccl_type(type), ncclSum, comm_, stream()));
+  }
+  void reduce_scatter_sum(const void* send, void* recv, std::size_t block, WireType type) override {
+    if (info_.size == 1) {
+      check_cuda(cudaMemcpyAsync(recv, send, block * wire_bytes(type), cudaMemcpyDeviceToDevice, stream()),
+                 "cudaMemcpyAsync");
+      return;
+    }
+    finish("ncclReduceScatter", ncclReduceScatter(send, recv, block, nccl_type(type), ncclSum, comm_, stream()));
+  }
+  void allgather_inplace(void* recv, std::size_t block, WireType type) override {
+    if (info_.size == 1) return;
+    const char* mine = static_cast<const char*>(recv) + block * wire_bytes(type) * static_cast<std::size_t>(info_.rank);
+    finish("ncclAllGather", ncclAllGather(mine, recv, block, nccl_type(type), comm_, stream()));
   }
   void broadcast(float* data, std::size_t count, int root) override {
     if (info_.size == 1) return;

@@ -12,6 +12,10 @@ namespace recvae {
 //    batch assembly (batch/sparse_batch.h).
 //  * The first layer x W is embedding_bag(W, items, weights) in sum mode: a gather of the rows
 //    of the item-major W scaled by the input values; its backward scatter-adds into those rows.
+//    The gradient is a sparse tensor of the touched rows (sparse=true), which accumulates into
+//    the dense gradient buffer (Note [Gradient sync]) with one index_add: a dense gradient would
+//    write and then add a whole items x hidden matrix, a cost per step that no number of ranks
+//    divides.
 //  * The output side needs the dense [rows, items] logits anyway; every likelihood splits into a
 //    reduction over each row of them and a sum over the non-zeros:
 //      multinomial: sum_k x_k l_{i_k} - |x_u| logsumexp(l_u)
@@ -21,7 +25,7 @@ namespace recvae {
 torch::Tensor sparse_linear(const torch::Tensor& w, const torch::Tensor& b, const SparseBatch& batch,
                             const torch::Tensor& weights) {
   auto out = std::get<0>(torch::embedding_bag(w, batch.cols, batch.offsets, /*scale_grad_by_freq=*/false,
-                                              /*mode=sum*/ 0, /*sparse=*/false, weights));
+                                              /*mode=sum*/ 0, /*sparse=*/true, weights));
   // embedding_bag returns no rows for a batch without users; keep the [rows, out] shape.
   if (out.size(0) != batch.rows) out = torch::zeros({batch.rows, w.size(1)}, w.options());
   return b.defined() ? out + b : out;

@@ -11,8 +11,9 @@ namespace recvae {
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~
 // Replicas are identical (Note [Snapshot check]), so rank 0 writes one checkpoint for all and
 // any number of ranks can resume from it. It holds everything the rest of the run depends on:
-// the model's replicated module (RecVAE: encoder, encoder_old, decoder); one Adam state per
-// replicated group; per-user groups gathered from every rank with their Adam moments (Note
+// the model's replicated module (RecVAE: encoder, encoder_old, decoder); the Adam moments of
+// every replicated group, whole whatever dist.optimizer shards (Note [Sharded optimizer]);
+// per-user groups gathered from every rank with their Adam moments (Note
 // [Per-user parameters] in models/cdae.cpp); the global step count; the best epoch's
 // parameters and metrics; the progress of a closed-form fit stopped part-way (Note [Resumable
 // fits] in models/model.cpp; the position's epoch is then the candidate, its step 1); and the
@@ -28,16 +29,10 @@ void write_checkpoint(torch::serialize::OutputArchive& a, const CheckpointConten
   a.write("model", m);
   for (const auto& g : c.groups) {
     const std::string key = "group_" + g.name;
-    if (g.adam) {
-      torch::serialize::OutputArchive o;
-      g.adam->save(o);
-      a.write(key + "_adam", o);
-    } else {
-      a.write(key + "_rows", g.rows[0]);
-      a.write(key + "_exp_avg", g.rows[1]);
-      a.write(key + "_exp_avg_sq", g.rows[2]);
-      a.write(key + "_steps", c10::IValue(g.row_steps));
-    }
+    if (g.per_user) a.write(key + "_rows", g.rows[0]);
+    a.write(key + "_exp_avg", g.rows[1]);
+    a.write(key + "_exp_avg_sq", g.rows[2]);
+    a.write(key + "_steps", c10::IValue(g.row_steps));
   }
   a.write("global_step", c10::IValue(c.global_step));
   a.write("epoch", c10::IValue(static_cast<std::int64_t>(c.position.epoch)));
@@ -90,13 +85,7 @@ void read_checkpoint(torch::serialize::InputArchive& a, CheckpointContents& c, c
   }
   for (auto& g : c.groups) {
     const std::string key = "group_" + g.name;
-    if (g.adam) {
-      torch::serialize::InputArchive o;
-      a.read(key + "_adam", o);
-      g.adam->load(o);
-      continue;
-    }
-    a.read(key + "_rows", g.rows[0]);
+    if (g.per_user) a.read(key + "_rows", g.rows[0]);
     a.read(key + "_exp_avg", g.rows[1]);
     a.read(key + "_exp_avg_sq", g.rows[2]);
     g.row_steps = read_int(a, key + "_steps");

@@ -15,6 +15,28 @@ JsonObject metrics_json(const MetricSums& m) {
   return o;
 }
 
+void accumulate(StepBreakdown& total, const StepBreakdown& more) {
+  total.compute += more.compute;
+  total.comm += more.comm;
+  total.optimizer += more.optimizer;
+  total.other += more.other;
+  total.tally.seconds += more.tally.seconds;
+  total.tally.payload_bytes += more.tally.payload_bytes;
+  total.tally.wire_bytes += more.tally.wire_bytes;
+  total.tally.collectives += more.tally.collectives;
+}
+
+void add_breakdown(JsonObject& o, const StepBreakdown& b, double steps) {
+  const double n = std::max(steps, 1.0);
+  o.add("compute_seconds", b.compute / n)
+      .add("comm_seconds", b.comm / n)
+      .add("optimizer_seconds", b.optimizer / n)
+      .add("other_seconds", b.other / n)
+      .add("comm_payload_bytes", static_cast<double>(b.tally.payload_bytes) / n)
+      .add("comm_wire_bytes_per_rank", static_cast<double>(b.tally.wire_bytes) / n)
+      .add("collectives", static_cast<double>(b.tally.collectives) / n);
+}
+
 void EpochReport::pass(int epoch, const std::string& phase, const PassStats& st) const {
   if (!root_) return;
   std::string figures;
@@ -31,6 +53,8 @@ void EpochReport::epoch(const EpochFigures& e) {
     JsonObject o;
     o.add("loss", ph.sum.loss / ph.passes).add("mll", ph.sum.mll / ph.passes).add("kl", ph.sum.kl / ph.passes);
     o.add("seconds", ph.sum.seconds).add("steps", ph.sum.steps);
+    add_breakdown(o, ph.sum.time);
+    o.add("optimizer_state_bytes", ph.sum.optimizer_state_bytes);
     for (const auto& [key, value] : ph.sum.figures) o.add(key, value);
     rec.add(name, o);
   }

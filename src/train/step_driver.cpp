@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include <torch/cuda.h>
+
 #include "recvae/batch/batch_plan.h"
 #include "recvae/batch/device_batch.h"
 #include "recvae/dist/comm.h"
@@ -38,11 +40,13 @@ void fault_injection_point(int rank, int epoch, std::int64_t step) {
 StepDriver::StepDriver(StepModel& model, const Config& config, TrainingData& data, Communicator& comm,
                        torch::Device device)
     : model_(model), config_(config), data_(data), comm_(comm), device_(device) {
+  sync_.sharded = config.dist.optimizer == "sharded";
+  sync_.wire = config.dist.grad_dtype == "bf16" ? WireType::kBFloat16 : WireType::kFloat32;
   rebind();
-  for (const auto& g : specs_) {
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    const ParameterGroup& g = specs_[i];
     if (g.replicated) {
-      adams_.push_back(
-          std::make_unique<torch::optim::Adam>(g.params, torch::optim::AdamOptions(g.lr > 0 ? g.lr : config.train.lr)));
+      adams_.push_back(std::make_unique<GroupOptimizer>(groups_[i], g.lr > 0 ? g.lr : config.train.lr, sync_, comm));
       row_adams_.emplace_back();
     } else {
       if (g.params.size() != 1 || g.params[0].size(0) != data.range.size())
@@ -60,15 +64,27 @@ StepDriver::~StepDriver() = default;
 void StepDriver::rebind() {
   specs_ = model_.parameter_groups();
   groups_.resize(specs_.size());
-  for (size_t g = 0; g < specs_.size(); ++g) groups_[g].bind(specs_[g].params, device_);
+  for (size_t g = 0; g < specs_.size(); ++g)
+    groups_[g].bind(specs_[g].params, device_, specs_[g].replicated && sync_.sharded ? comm_.size() : 1);
 }
 
 void StepDriver::step_group(size_t g) {
   if (adams_[g])
-    adams_[g]->step();
+    adams_[g]->update();
   else
     row_adams_[g]->step();
 }
+
+// Note [Step breakdown]
+// ~~~~~~~~~~~~~~~~~~~~~
+// Every step's wall time on a rank is cut at four points: after backward (compute: forward and
+// backward of the model's loss), after the gradient collectives (comm: time inside them, which
+// includes waiting for the slowest rank to arrive), after the penalties and optimiser updates
+// (optimizer, with the sharded all-gather counted as comm), and the rest of the loop (other: batch
+// assembly, zeroing the buffers, loss checks, the stop agreement, progress lines). On a GPU the
+// device is synchronised at each cut, so the figures are the device's, at the price of the
+// overlap that a free-running stream would give. The four add up to the pass's loop time; each
+// is reported as the mean over ranks (recvae_bench prints it per step, metrics.jsonl per pass).
 
 // Note [Regularisers after the all-reduce]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -134,6 +150,17 @@ PassStats StepDriver::train_pass(int epoch, const PassSpec& spec, std::int64_t m
   auto last_print = Clock::now();
   PassStats st;
   st.next_step = steps;
+  StepBreakdown& bd = st.time;
+  const bool cuda = device_.is_cuda();
+  // Note [Step breakdown]
+  auto cut = [&](Clock::time_point& mark) {
+    if (cuda) torch::cuda::synchronize();
+    const auto now = Clock::now();
+    const double s = std::chrono::duration<double>(now - mark).count();
+    mark = now;
+    return s;
+  };
+  auto mark = Clock::now();
   for (std::int64_t b = first_step; b < steps; ++b) {
     const LocalBatch lb = plan.batch(b);
     for (size_t g = 0; g < groups_.size(); ++g)
@@ -144,6 +171,7 @@ PassStats StepDriver::train_pass(int epoch, const PassSpec& spec, std::int64_t m
       SparseBatch batch = data_.train_device
                               ? assemble_batch_on_device(*data_.train_device, lb.global_rows, &noise_base)
                               : assemble_batch(data_.train, data_.range.lo, lb.global_rows, &noise_base, device_);
+      bd.other += cut(mark);
       LossTerms terms;
       if (measuring) {
         torch::NoGradGuard no_grad;
@@ -152,6 +180,7 @@ PassStats StepDriver::train_pass(int epoch, const PassSpec& spec, std::int64_t m
         terms = model_.loss(batch, ctx);
         terms.loss.backward();
       }
+      bd.compute += cut(mark);
       acc += torch::stack({terms.loss.detach() * static_cast<double>(lb.global_size), terms.mll_sum, terms.kl_sum})
                  .to(torch::kFloat64);
       if (terms.stats.defined()) {
@@ -163,12 +192,24 @@ PassStats StepDriver::train_pass(int epoch, const PassSpec& spec, std::int64_t m
     if ((b + 1 - first_step) % check_every == 0 || b + 1 == steps) check_finite(b + 1);
     // Every rank reaches these collectives for every batch, owning users or not (Note [World-size invariance]).
     if (!measuring) {
+      bd.other += cut(mark);
       for (size_t g = 0; g < groups_.size(); ++g)
-        if (stepped[g] && specs_[g].replicated) allreduce_group(groups_[g], comm_);
+        if (stepped[g] && adams_[g]) adams_[g]->reduce(bd.tally);
+      bd.comm += cut(mark);
       torch::Tensor penalty = model_.regularizer(ctx);  // Note [Regularisers after the all-reduce]
-      if (penalty.defined() && penalty.requires_grad()) penalty.backward();
+      if (penalty.defined() && penalty.requires_grad()) {
+        for (size_t g = 0; g < groups_.size(); ++g)
+          if (stepped[g] && adams_[g]) adams_[g]->before_penalty();
+        penalty.backward();
+        for (size_t g = 0; g < groups_.size(); ++g)
+          if (stepped[g] && adams_[g]) adams_[g]->after_penalty();
+      }
       for (size_t g = 0; g < groups_.size(); ++g)
         if (stepped[g]) step_group(g);
+      bd.optimizer += cut(mark);
+      for (size_t g = 0; g < groups_.size(); ++g)
+        if (stepped[g] && adams_[g]) adams_[g]->gather(bd.tally);
+      bd.comm += cut(mark);
       ++global_step_;
     }
     if (root && config_.output.progress_seconds > 0 && seconds_since(last_print) >= config_.output.progress_seconds) {
@@ -182,8 +223,16 @@ PassStats StepDriver::train_pass(int epoch, const PassSpec& spec, std::int64_t m
       break;
     }
   }
+  bd.other += cut(mark);
   for (auto& g : groups_) g.set_requires_grad(true);
   if (unchecked_from < st.next_step) check_finite(st.next_step);
+  // The breakdown's times, mean over ranks (the bytes are the same on every rank).
+  double times[4] = {bd.compute, bd.comm, bd.optimizer, bd.other};
+  comm_.allreduce_sum_host(times, 4);
+  bd.compute = times[0] / comm_.size();
+  bd.comm = times[1] / comm_.size();
+  bd.optimizer = times[2] / comm_.size();
+  bd.other = times[3] / comm_.size();
 
   double sums[4];
   auto host = acc.to(torch::kCPU);
@@ -210,7 +259,10 @@ PassStats StepDriver::train_pass(int epoch, const PassSpec& spec, std::int64_t m
   }
   st.seconds = seconds_since(t0);
   for (size_t g = 0; g < groups_.size(); ++g)
-    if (stepped[g] && specs_[g].replicated) st.allreduce_bytes += groups_[g].bytes();
+    if (stepped[g] && adams_[g]) {
+      st.allreduce_bytes += groups_[g].bytes();
+      st.optimizer_state_bytes += adams_[g]->state_bytes();
+    }
   return st;
 }
 
@@ -233,15 +285,19 @@ std::vector<GroupState> StepDriver::state_slots() const {
   std::vector<GroupState> out(groups_.size());
   for (size_t g = 0; g < groups_.size(); ++g) {
     out[g].name = specs_[g].name;
-    out[g].adam = adams_[g].get();
+    out[g].per_user = !adams_[g];
   }
   return out;
 }
 
-std::vector<GroupState> StepDriver::gather_state() const {
+std::vector<GroupState> StepDriver::gather_state() {
   std::vector<GroupState> out = state_slots();
   for (size_t g = 0; g < groups_.size(); ++g) {
-    if (!adams_[g]) {
+    if (adams_[g]) {
+      auto moments = adams_[g]->full_moments();
+      out[g].rows = {torch::Tensor(), moments[0], moments[1]};
+      out[g].row_steps = adams_[g]->steps();
+    } else {
       const RowAdam& r = *row_adams_[g];
       out[g].rows = {gather_rows(r.param), gather_rows(r.exp_avg), gather_rows(r.exp_avg_sq)};
       out[g].row_steps = r.steps;
@@ -253,8 +309,14 @@ std::vector<GroupState> StepDriver::gather_state() const {
 void StepDriver::restore_state(const std::vector<GroupState>& saved, std::int64_t global_step,
                                const std::string& path) {
   for (size_t g = 0; g < groups_.size(); ++g) {
-    if (adams_[g]) continue;  // replicated groups' optimisers are loaded in place (checkpoint_schema.cpp)
     const GroupState& s = saved.at(g);
+    if (adams_[g]) {
+      if (s.rows[1].numel() != groups_[g].numel)
+        throw InputError(path + ": checkpoint has " + std::to_string(s.rows[1].numel()) + " optimiser moments of '" +
+                         specs_[g].name + "', the model has " + std::to_string(groups_[g].numel) + " parameters there");
+      adams_[g]->load_moments(s.rows[1].to(device_), s.rows[2].to(device_), s.row_steps);
+      continue;
+    }
     // Per-user rows: cut this rank's range out of the gathered table (any world size).
     if (s.rows[0].size(0) != data_.train_users)
       throw InputError(path + ": checkpoint has " + std::to_string(s.rows[0].size(0)) + " rows of '" + specs_[g].name +

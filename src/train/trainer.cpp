@@ -334,6 +334,8 @@ bool Trainer::Impl::train_step_epoch(StepModel& m, int epoch, const TrainingPosi
     ph.sum.seconds += st.seconds;
     ph.sum.steps += st.steps;
     ph.sum.figures = st.figures;  // a phase's figures: those of its last pass
+    accumulate(ph.sum.time, st.time);
+    ph.sum.optimizer_state_bytes = st.optimizer_state_bytes;
     e.train_seconds += st.seconds;
     e.train_users += st.users;
     e.allreduce_bytes_per_step = std::max(e.allreduce_bytes_per_step, st.allreduce_bytes);

@@ -319,6 +319,11 @@ void declare_common(const std::string& name, Config& c, KeyTable& t, const std::
     t.text("device_data", c.dist.device_data, {"auto", "on", "off"},
            "`on`: shards live on the compute device and batches are assembled and evaluated there (no per-step "
            "host copies of rows); auto: on for GPUs, off for CPUs");
+    t.text("optimizer", c.dist.optimizer, {"replicated", "sharded"},
+           "`sharded`: each rank runs Adam on 1/N of every replicated group (reduce-scatter the gradients, all-gather "
+           "the parameters; ZeRO-1); `replicated`: all-reduce and the whole update on every rank");
+    t.text("grad_dtype", c.dist.grad_dtype, {"fp32", "bf16"},
+           "type of the gradients on the wire (`bf16`: half the bytes; accumulation and Adam stay fp32)");
   }
 }
 

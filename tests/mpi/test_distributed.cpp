@@ -13,6 +13,7 @@
 #include "../common/fixtures.h"
 #include "../common/test_util.h"
 #include "recvae/dist/comm.h"
+#include "recvae/dist/grad_sync.h"
 #include "recvae/util/error.h"
 #include "recvae/data/h5_dataset.h"
 #include "recvae/data/sharding.h"
@@ -520,6 +521,151 @@ TEST(Distributed, RecommendationsOverRanksEqualOneProcess) {
   EXPECT_EQ(all.item, one.item);
   EXPECT_EQ(all.score, one.score);
   EXPECT_EQ(one.size(), 10 * h.rows.rows);
+}
+
+// ------------------------------------------------------------------------------------------
+// Gradient sync (Note [Sharded optimizer], Note [Step breakdown]).
+
+TEST(GradSync, ReduceScatterAndAllgatherPlaceBlocksInRankOrder) {
+  auto comm = make_mpi_communicator();
+  const int n = world_size(), r = world_rank();
+  const std::int64_t block = 5;
+  // Rank r contributes (r + 1) * (i + 1) at element i: the sum is (i + 1) * n(n+1)/2, exact in bf16 too.
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    auto send = (torch::arange(n * block, torch::kFloat32) + 1).mul(r + 1).to(dtype);
+    auto recv = torch::zeros({block}, dtype);
+    reduce_scatter_tensor(send, recv, *comm);
+    auto want = (torch::arange(r * block, (r + 1) * block, torch::kFloat32) + 1).mul(n * (n + 1) / 2);
+    EXPECT_TRUE(torch::equal(recv.to(torch::kFloat32), want)) << "dtype " << dtype;
+
+    auto gathered = torch::zeros({n * block}, dtype);
+    gathered.narrow(0, r * block, block).fill_(r + 1);
+    allgather_tensor(gathered, *comm);
+    auto expected = torch::arange(1, n + 1, torch::kFloat32).repeat_interleave(block);
+    EXPECT_TRUE(torch::equal(gathered.to(torch::kFloat32), expected)) << "dtype " << dtype;
+  }
+}
+
+TEST(GradSync, Bf16SumIsTheFp32SumRoundedOnce) {
+  if (world_size() < 2) GTEST_SKIP() << "needs two ranks";
+  auto comm = make_mpi_communicator();
+  torch::manual_seed(5);
+  auto a = torch::randn({1000}).to(torch::kBFloat16), b = torch::randn({1000}).to(torch::kBFloat16);
+  // Ranks 0 and 1 contribute a and b, the others zeros (adding zero is exact whatever the order).
+  auto mine = world_rank() == 0 ? a.clone() : world_rank() == 1 ? b.clone() : torch::zeros_like(a);
+  allreduce_tensor(mine, *comm);
+  auto want = (a.to(torch::kFloat32) + b.to(torch::kFloat32)).to(torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(mine, want));
+}
+
+Config dist_config(const std::string& name, const std::string& optimizer, const std::string& grad_dtype) {
+  Config c = config_for(name + "_" + optimizer + "_" + grad_dtype, 37);
+  c.dist.optimizer = optimizer;
+  c.dist.grad_dtype = grad_dtype;
+  return c;
+}
+
+TEST(GradSync, ShardedAndReplicatedOptimizersTrainTheSameModel) {
+  auto world = make_mpi_communicator();
+  auto self = make_mpi_self_communicator();
+  for (const std::string type : {"recvae", "multdae"}) {  // Mult-DAE: a penalty after the reduction
+    Config sc = dist_config("sharded_" + type, "sharded", "fp32"),
+           rc = dist_config("repl_" + type, "replicated", "fp32");
+    sc.model.type = rc.model.type = type;
+    Config one = rc;
+    one.output.dir += "/single_" + std::to_string(world_rank());
+    Trainer sharded(sc, *world), replicated(rc, *world), single(one, *self);
+    PassStats s_stats, r_stats;
+    for (int epoch = 0; epoch < 2; ++epoch)
+      for (const auto& spec : sharded.schedule(epoch)) {
+        s_stats = sharded.train_pass(epoch, spec);
+        r_stats = replicated.train_pass(epoch, spec);
+        single.train_pass(epoch, spec);
+        sharded.end_pass(spec);
+        replicated.end_pass(spec);
+        single.end_pass(spec);
+      }
+    EXPECT_LE(max_relative_difference(sharded.model().parameters(), replicated.model().parameters()), 1e-6) << type;
+    EXPECT_LE(max_relative_difference(sharded.model().parameters(), single.model().parameters()), 1e-5) << type;
+    EXPECT_NO_THROW(sharded.check_replicas_in_sync());
+    // Each rank holds 1/N of the moments (up to the padding to a multiple of N).
+    const double n = world_size();
+    EXPECT_NEAR(static_cast<double>(s_stats.optimizer_state_bytes), r_stats.optimizer_state_bytes / n, 8.0 * n) << type;
+    EXPECT_GT(r_stats.optimizer_state_bytes, 0) << type;
+  }
+}
+
+TEST(GradSync, BreakdownAddsUpAndCountsTheWireBytes) {
+  auto world = make_mpi_communicator();
+  const double n = world_size();
+  for (const std::string optimizer : {"replicated", "sharded"})
+    for (const std::string dtype : {"fp32", "bf16"}) {
+      Config c = dist_config("breakdown", optimizer, dtype);
+      c.train.max_steps_per_pass = 0;  // the whole pass: 19 steps
+      Trainer t(c, *world);
+      const PassStats st = t.train_pass(0, encoder_pass(0, 0.5));
+      const StepBreakdown& b = st.time;
+      // The parts are means over ranks of the step loop's time; a pass's seconds are a rank's own,
+      // the loop and what surrounds it.
+      const double parts = b.compute + b.comm + b.optimizer + b.other;
+      double slowest = st.seconds, fastest = st.seconds;
+      MPI_Allreduce(MPI_IN_PLACE, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+      MPI_Allreduce(MPI_IN_PLACE, &fastest, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+      EXPECT_GT(b.compute, 0.0);
+      EXPECT_GT(b.optimizer, 0.0);
+      EXPECT_LE(parts, slowest * 1.01 + 1e-3) << optimizer << " " << dtype;
+      EXPECT_GE(parts, fastest * 0.3) << optimizer << " " << dtype;
+      // Ring figures per step: an fp32 all-reduce sends 2(N-1)/N of the buffer; a sharded step a
+      // reduce-scatter (of the wire type) and an fp32 all-gather, (N-1)/N each.
+      const double grad = static_cast<double>(st.allreduce_bytes), steps = static_cast<double>(st.steps);
+      const double reduce = dtype == "bf16" ? grad / 2 : grad;
+      const double want = n == 1                      ? 0
+                          : optimizer == "replicated" ? 2 * (n - 1) / n * reduce
+                                                      : (n - 1) / n * (reduce + grad);
+      EXPECT_NEAR(b.tally.wire_bytes / steps, want, 0.01 * grad + 8 * n) << optimizer << " " << dtype;
+      if (n == 1) EXPECT_EQ(b.tally.collectives, 0);
+    }
+}
+
+TEST(GradSync, Bf16OnTheWireStaysCloseToFp32) {
+  auto world = make_mpi_communicator();
+  auto self = make_mpi_self_communicator();
+  Config bf = dist_config("bf16", "sharded", "bf16");
+  Config one = dist_config("fp32_one", "replicated", "fp32");
+  one.output.dir += "/single_" + std::to_string(world_rank());
+  Trainer dist(bf, *world), single(one, *self);
+  train_some(dist);
+  train_some(single);
+  const double rel = max_relative_difference(dist.model().parameters(), single.model().parameters());
+  EXPECT_LE(rel, 2e-2);
+  if (world_size() == 1)
+    EXPECT_EQ(rel, 0.0);  // nothing crosses a wire
+  else
+    EXPECT_GT(rel, 0.0);  // the wire rounds
+  EXPECT_NO_THROW(dist.check_replicas_in_sync());
+}
+
+// A sharded run's checkpoint holds the whole moments: a replicated single process resumes it.
+TEST(GradSync, ShardedCheckpointResumesReplicatedOnOneRank) {
+  Config c = config_for("resume_sharded", 64);
+  c.train.max_steps_per_pass = 0;
+  c.train.epochs = 2;
+  c.eval.popularity_baseline = false;
+  c.dist.optimizer = "sharded";
+  auto world = make_mpi_communicator();
+  auto self = make_mpi_self_communicator();
+  Config single = c;
+  single.output.dir += "/uninterrupted_" + std::to_string(world_rank());
+  RunResult reference = Trainer(single, *self).run();
+  Config first = c;
+  first.train.epochs = 1;
+  Trainer(first, *world).run();
+  Config to_one = c;
+  to_one.output.dir = copy_checkpoints_for_this_rank(c.output.dir);
+  to_one.dist.optimizer = "replicated";
+  RunResult one = Trainer(to_one, *self).run(true);
+  EXPECT_EQ(one.best_epoch, reference.best_epoch);
+  EXPECT_NEAR(one.test.mean_ndcg100(), reference.test.mean_ndcg100(), 1e-4);
 }
 
 }  // namespace

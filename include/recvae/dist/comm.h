@@ -19,6 +19,14 @@ struct ProcessInfo {
   int local_size = 1;  ///< processes on this node
 };
 
+/// Element type of a data collective's buffers and of what crosses the wire.
+enum class WireType {
+  kFloat32,   ///< IEEE float
+  kBFloat16,  ///< bfloat16 (the upper half of a float); sums are formed in fp32 and rounded per step
+};
+/// Bytes of one element of `type`.
+std::size_t wire_bytes(WireType type);
+
 /// Collectives of one job. "Data" collectives act on float buffers in the backend's memory
 /// (host for MPI, device for NCCL); "control" collectives always act on host memory.
 class Communicator {
@@ -34,7 +42,15 @@ class Communicator {
   int size() const { return info().size; }
 
   /// In-place sum of a float buffer across ranks (backend memory).
-  virtual void allreduce_sum(float* data, std::size_t count) = 0;
+  void allreduce_sum(float* data, std::size_t count) { allreduce_sum(data, count, WireType::kFloat32); }
+  /// In-place sum of `count` elements of `type` across ranks (backend memory).
+  virtual void allreduce_sum(void* data, std::size_t count, WireType type) = 0;
+  /// Sums `send` (size() blocks of `block` elements) across ranks and leaves block rank() of
+  /// the sum in `recv` (backend memory; `recv` must not overlap `send`).
+  virtual void reduce_scatter_sum(const void* send, void* recv, std::size_t block, WireType type) = 0;
+  /// Every rank's `block` elements, in rank order, into `recv` (size() * block elements, backend
+  /// memory). This rank's block is read from `recv` itself (in place).
+  virtual void allgather_inplace(void* recv, std::size_t block, WireType type) = 0;
   /// In-place broadcast of a float buffer from `root` (backend memory).
   virtual void broadcast(float* data, std::size_t count, int root) = 0;
 

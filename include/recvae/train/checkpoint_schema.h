@@ -35,13 +35,13 @@ struct CheckpointContents {
 };
 
 /// Checkpoint format written by write_checkpoint; an older one is refused.
-constexpr std::int64_t kCheckpointFormat = 2;
+constexpr std::int64_t kCheckpointFormat = 3;
 
 /// Writes `c` to `a`.
 void write_checkpoint(torch::serialize::OutputArchive& a, const CheckpointContents& c);
 /// Reads `a` into `c`: refuses another format, model type, shape or data set (InputError naming
-/// `path` and the difference), loads the module and the replicated optimisers in place, fills
-/// per-user rows, position, global step, fit progress and the best epoch.
+/// `path` and the difference), loads the module in place, fills every group's moments, per-user
+/// rows, position, global step, fit progress and the best epoch.
 void read_checkpoint(torch::serialize::InputArchive& a, CheckpointContents& c, const std::string& path);
 
 }  // namespace recvae

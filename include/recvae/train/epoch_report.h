@@ -67,5 +67,11 @@ class EpochReport {
 
 /// {"ndcg@100", "recall@20", "recall@50", "users"} of `m`.
 JsonObject metrics_json(const MetricSums& m);
+/// Adds `more` to `total` (times, bytes and collectives).
+void accumulate(StepBreakdown& total, const StepBreakdown& more);
+/// Adds the breakdown's figures to `o` divided by `steps` (1: the totals), as
+/// compute_seconds, comm_seconds, optimizer_seconds, other_seconds, comm_payload_bytes,
+/// comm_wire_bytes_per_rank, collectives (Note [Step breakdown]).
+void add_breakdown(JsonObject& o, const StepBreakdown& b, double steps = 1);
 
 }  // namespace recvae

@@ -7,6 +7,12 @@
 
 namespace recvae {
 
+/// One Adam update of `param` from `grad` with moments `exp_avg`, `exp_avg_sq` after `steps`
+/// updates (counting this one): torch::optim::Adam's formula (default betas and eps, no weight
+/// decay), element by element, so a slice of a tensor updates exactly as the whole tensor would.
+void adam_update(torch::Tensor param, const torch::Tensor& grad, torch::Tensor exp_avg, torch::Tensor exp_avg_sq,
+                 std::int64_t steps, double lr);
+
 /// torch::optim::Adam's update (default betas and eps, no weight decay) on one tensor of rows.
 class RowAdam {
  public:

@@ -12,6 +12,7 @@
 
 #include "recvae/dist/grad_sync.h"
 #include "recvae/models/step_model.h"
+#include "recvae/train/group_optimizer.h"
 #include "recvae/train/row_adam.h"
 
 namespace recvae {
@@ -19,27 +20,38 @@ namespace recvae {
 struct Config;
 struct TrainingData;
 
-/// Statistics of one pass, summed over all ranks.
-struct PassStats {
-  std::int64_t steps = 0;            ///< optimiser steps
-  std::int64_t users = 0;            ///< training users processed
-  double loss = 0;                   ///< mean per-user loss over the pass
-  double mll = 0;                    ///< mean per-user reconstruction log-likelihood
-  double kl = 0;                     ///< mean per-user KL estimate
-  double seconds = 0;                ///< wall time
-  std::int64_t allreduce_bytes = 0;  ///< bytes all-reduced per step
-  bool interrupted = false;          ///< stopped early on a stop request (stop_signal.h)
-  std::int64_t next_step = 0;        ///< first step not done (== the pass's steps when complete)
-  Figures figures;                   ///< StepModel::pass_summary of a completed pass
+/// Where one rank's wall time in a pass went, summed over its steps (Note [Step breakdown]).
+struct StepBreakdown {
+  double compute = 0;    ///< forward and backward
+  double comm = 0;       ///< inside gradient collectives (waiting there for a slower rank included)
+  double optimizer = 0;  ///< penalty gradients and optimiser updates
+  double other = 0;      ///< the rest: batch assembly, zeroing, loss checks, the stop agreement
+  CommTally tally;       ///< what the gradient collectives moved
 };
 
-/// One parameter group's optimiser state gathered for a checkpoint (every rank's rows for a
-/// per-user group).
+/// Statistics of one pass, summed over all ranks.
+struct PassStats {
+  std::int64_t steps = 0;                  ///< optimiser steps
+  std::int64_t users = 0;                  ///< training users processed
+  double loss = 0;                         ///< mean per-user loss over the pass
+  double mll = 0;                          ///< mean per-user reconstruction log-likelihood
+  double kl = 0;                           ///< mean per-user KL estimate
+  double seconds = 0;                      ///< wall time
+  std::int64_t allreduce_bytes = 0;        ///< gradient bytes (fp32) synchronised per step
+  StepBreakdown time;                      ///< where the time went, mean over ranks, summed over the pass's steps
+  std::int64_t optimizer_state_bytes = 0;  ///< optimiser state of the stepped groups held by one rank
+  bool interrupted = false;                ///< stopped early on a stop request (stop_signal.h)
+  std::int64_t next_step = 0;              ///< first step not done (== the pass's steps when complete)
+  Figures figures;                         ///< StepModel::pass_summary of a completed pass
+};
+
+/// One parameter group's optimiser state gathered for a checkpoint: the whole group's moments
+/// (whatever the sharding), every rank's rows for a per-user group.
 struct GroupState {
-  std::string name;                    ///< the group's name
-  torch::optim::Adam* adam = nullptr;  ///< a replicated group's optimiser
-  std::array<torch::Tensor, 3> rows;   ///< a per-user group's rows, first and second moments, all users
-  std::int64_t row_steps = 0;          ///< a per-user group's update count
+  std::string name;                   ///< the group's name
+  bool per_user = false;              ///< a per-user group (rows[0] holds its rows)
+  std::array<torch::Tensor, 3> rows;  ///< per-user: rows, first and second moments (all users); else -, moments
+  std::int64_t row_steps = 0;         ///< the group's update count
 };
 
 /// The optimisers of a StepModel and its passes on one rank.
@@ -59,11 +71,11 @@ class StepDriver {
   std::int64_t global_step() const { return global_step_; }
 
   /// Every group's optimiser state, per-user rows gathered from every rank (a collective).
-  std::vector<GroupState> gather_state() const;
-  /// Every group's name and replicated optimiser, for a checkpoint to load into (no rows).
+  std::vector<GroupState> gather_state();
+  /// Every group's name and kind, for a checkpoint to load into (no tensors).
   std::vector<GroupState> state_slots() const;
-  /// Restores the per-user groups from `groups` as a checkpoint filled them (this rank's rows
-  /// are cut out of every rank's) and the global step.
+  /// Restores every group's optimiser from `groups` as a checkpoint filled them (this rank's
+  /// rows and shard are cut out of the whole) and the global step.
   void restore_state(const std::vector<GroupState>& groups, std::int64_t global_step, const std::string& path);
   /// Makes every parameter's gradient a view of its group's buffer again (after Module::load).
   void rebind();
@@ -79,8 +91,9 @@ class StepDriver {
   torch::Device device_;
   std::vector<ParameterGroup> specs_;
   std::vector<GradGroup> groups_;
-  std::vector<std::unique_ptr<torch::optim::Adam>> adams_;  // replicated groups
-  std::vector<std::unique_ptr<RowAdam>> row_adams_;         // per-user groups
+  SyncOptions sync_;
+  std::vector<std::unique_ptr<GroupOptimizer>> adams_;  // replicated groups
+  std::vector<std::unique_ptr<RowAdam>> row_adams_;     // per-user groups
   std::int64_t global_step_ = 0;
 };
 

@@ -70,11 +70,13 @@ struct OutputConfig {
 
 /// `dist:` multi-rank settings.
 struct DistConfig {
-  std::string backend = "auto";      ///< auto | nccl | mpi
-  std::string device = "auto";       ///< auto | cpu | cuda
-  bool allow_cpu = false;            ///< device auto: a rank without a GPU of its own on a GPU node runs on the CPU
-  double timeout_seconds = 600;      ///< NCCL collective deadline
-  std::string device_data = "auto";  ///< auto | on | off: shards and batch assembly on the device (auto: on GPUs)
+  std::string backend = "auto";       ///< auto | nccl | mpi
+  std::string device = "auto";        ///< auto | cpu | cuda
+  bool allow_cpu = false;             ///< device auto: a rank without a GPU of its own on a GPU node runs on the CPU
+  double timeout_seconds = 600;       ///< NCCL collective deadline
+  std::string device_data = "auto";   ///< auto | on | off: shards and batch assembly on the device (auto: on GPUs)
+  std::string optimizer = "sharded";  ///< sharded | replicated: Adam on 1/N of each group per rank, or all of it
+  std::string grad_dtype = "fp32";    ///< fp32 | bf16: gradients on the wire
 };
 
 /// Declares the keys of one section: how each is read (with its range or choices), written

@@ -1,0 +1,69 @@
+#pragma once
+// Adam for one replicated parameter group with its gradients synchronised across ranks, whole
+// (replicated) or a 1/N shard per rank (Note [Sharded optimizer] in group_optimizer.cpp).
+#include <torch/torch.h>
+
+#include <array>
+#include <cstdint>
+
+#include "recvae/dist/comm.h"
+#include "recvae/dist/grad_sync.h"
+
+namespace recvae {
+
+/// How a replicated group's gradients cross ranks (the dist: section's keys).
+struct SyncOptions {
+  bool sharded = false;                ///< dist.optimizer: sharded (ZeRO-1)
+  WireType wire = WireType::kFloat32;  ///< dist.grad_dtype: the gradients' type on the wire
+};
+
+/// Time in gradient collectives and what they moved, summed over steps.
+struct CommTally {
+  double seconds = 0;              ///< wall time inside the collectives
+  std::int64_t payload_bytes = 0;  ///< the collectives' buffer sizes (what one rank hands over)
+  std::int64_t wire_bytes = 0;     ///< bytes each rank sends with ring algorithms (2(N-1)/N per all-reduce)
+  std::int64_t collectives = 0;    ///< collectives issued
+};
+
+/// One replicated group's gradient sync and Adam update on this rank.
+class GroupOptimizer {
+ public:
+  /// Optimises `group` (bound with a multiple of comm.size() elements when sharded) at `lr`.
+  GroupOptimizer(GradGroup& group, double lr, const SyncOptions& options, Communicator& comm);
+
+  /// Sums the gradients across ranks: the whole buffer, or this rank's shard of it.
+  void reduce(CommTally& tally);
+  /// Before a penalty's backward: a sharded group's buffer is zeroed so that backward leaves the
+  /// penalty's gradient alone in it (Note [Regularisers after the all-reduce]).
+  void before_penalty();
+  /// After a penalty's backward: a sharded group adds this rank's part of it to its shard.
+  void after_penalty();
+  /// One Adam update of this rank's part (the whole group when replicated).
+  void update();
+  /// Sharded: every rank's updated parameters to every rank (nothing when replicated).
+  void gather(CommTally& tally);
+
+  /// The first and second moments of the whole group (numel elements; a collective when sharded).
+  std::array<torch::Tensor, 2> full_moments();
+  /// Loads the whole group's moments (as full_moments gives them) and the update count.
+  void load_moments(const torch::Tensor& exp_avg, const torch::Tensor& exp_avg_sq, std::int64_t steps);
+  /// Updates so far.
+  std::int64_t steps() const { return steps_; }
+  /// Bytes of optimiser state this rank holds.
+  std::int64_t state_bytes() const { return 2 * exp_avg_.numel() * static_cast<std::int64_t>(sizeof(float)); }
+
+ private:
+  torch::Tensor shard_of(const torch::Tensor& flat) const { return flat.narrow(0, lo_, len_); }
+  void count(CommTally& tally, std::int64_t payload, double ring_factor, double seconds) const;
+
+  GradGroup& group_;
+  double lr_;
+  SyncOptions options_;
+  Communicator& comm_;
+  std::int64_t lo_ = 0, len_ = 0;  // this rank's part of the flat buffers
+  torch::Tensor grad_shard_;       // sharded: the reduced gradient of this rank's part
+  torch::Tensor exp_avg_, exp_avg_sq_;
+  std::int64_t steps_ = 0;
+};
+
+}  // namespace recvae
