@@ -13,11 +13,13 @@ The model (docs/performance.md, "Scaling model"):
   * compute, other: per step, linear in the local batch L = B / N, fitted over the --bench files
     (one file: proportional through zero for compute, constant for other);
   * optimizer: the 1-rank figure, divided by N with dist.optimizer: sharded;
-  * communication: ring collectives, each (N-1) * latency + (N-1)/N * bytes / bandwidth per pass
-    over the ring (an all-reduce is two: a reduce-scatter and an all-gather); latency and
-    bandwidth are fitted by least squares to the --link measurements;
+  * communication: ring collectives, each (N-1) * latency + (N-1)/N * bytes / bandwidth (an
+    all-reduce is two: a reduce-scatter and an all-gather; so is a sharded step); latency from the
+    smallest and bandwidth from the largest messages of the --link measurements, per world size
+    measured (the nearest one for others);
   * --cores C: ranks x threads beyond C cores share them (compute, other and optimizer scale by
-    N * threads / C), which is what emulated nodes on one host do;
+    N * threads / C), which is what emulated nodes on one host do; --contention FILE (a 2-rank
+    shared-memory bench) adds the slow-down of ranks sharing one host's memory, per phase;
   * epoch = steps per pass x sum over the schedule's passes of the step time + evaluation / N.
 Writes DIR/prediction.csv, DIR/validation.md (prediction beside measurement) and
 DIR/scaling_prediction.png (strong and weak scaling per link).
@@ -61,6 +63,7 @@ class Shape:
         self.batch = first["batch_size"]
         self.eval_seconds = first.get("eval_seconds", 0.0)
         self.threads = first.get("threads_per_rank", 1)
+        self.contention = {}
         self.phases = {}
         for phase in sorted(set(self.schedule)):
             key = phase + "_breakdown"
@@ -75,71 +78,99 @@ class Shape:
                 "grad_bytes": first["allreduce_bytes_%s_step" % phase],
             }
 
+    def share(self, phase, n, cores):
+        """How much slower a rank computes than alone: ranks beyond the cores time-share them, and
+        ranks on one host contend for its memory bandwidth (the --contention factor, per phase)."""
+        if not cores or n < 2:
+            return 1.0
+        return max(1.0, n * self.threads / cores) * self.contention.get(phase, 1.0)
+
+    def calibrate_contention(self, shared):
+        """Per phase: compute at 2 ranks of one host (recvae_bench --json, shared memory) against
+        the 1-rank line at the same local batch."""
+        n = shared["world_size"]
+        for phase, p in self.phases.items():
+            alone = p["compute"][0] + p["compute"][1] * shared["batch_size"] / n
+            self.contention[phase] = shared[phase + "_breakdown"]["compute_seconds"] / alone
+        self.contention["evaluation"] = 1.0
+
     def step(self, phase, n, batch, link, sharded, wire_bytes=4, cores=None, gpu_speedup=1.0):
         p = self.phases[phase]
         local = batch / n
-        share = max(1.0, n * self.threads / cores) if cores else 1.0
+        share = self.share(phase, n, cores)
         compute = (p["compute"][0] + p["compute"][1] * local) * share / gpu_speedup
         other = max(0.0, p["other"][0] + p["other"][1] * local) * share / gpu_speedup
         optimizer = p["optimizer"] / (n if sharded else 1) * share / gpu_speedup
         grad = p["grad_bytes"]
         comm = 0.0
         if n > 1:
-            reduce_bytes = grad * wire_bytes / 4
-            # A ring all-reduce is a reduce-scatter and an all-gather of the wire type; the sharded
-            # step all-gathers fp32 parameters instead.
-            comm = link.ring(n, reduce_bytes) + link.ring(n, grad if sharded else reduce_bytes)
+            # A ring all-reduce is a reduce-scatter and an all-gather of the wire type; a sharded
+            # step reduce-scatters the gradients and all-gathers the parameters (fp32) or their
+            # updates (bf16): the same bytes.
+            wire = grad * wire_bytes / 4
+            comm = 2 * link.ring(n, wire, "ring" if sharded else "allreduce")
         return {"compute": compute, "other": other, "optimizer": optimizer, "comm": comm,
                 "total": compute + other + optimizer + comm}
 
     def epoch(self, n, batch, link, sharded, **kw):
         steps = math.ceil(self.train_users / batch)
-        share = max(1.0, n * self.threads / kw["cores"]) if kw.get("cores") else 1.0
+        share = self.share("evaluation", n, kw.get("cores"))
         train = sum(steps * self.step(ph, n, batch, link, sharded, **kw)["total"] for ph in self.schedule)
         return train + self.eval_seconds * share / n / kw.get("gpu_speedup", 1.0)
 
 
 class Link:
-    """Ring collective cost: (N-1) latency + (N-1)/N bytes / bandwidth per reduce-scatter or all-gather."""
+    """Collective cost on a link: (N-1) latency + (N-1)/N bytes / bandwidth per reduce-scatter or
+    all-gather (a ring), fitted per world size measured and per kind: "ring" (the trainer's own
+    ring reduce-scatter and MPI's all-gather, what a sharded step issues) and "allreduce" (MPI's
+    all-reduce, what a replicated step issues; modelled as two ring passes, but MPI picks its own
+    algorithm, so it gets its own fit). On emulated nodes the host's cores are shared, so the cost
+    depends on N; an unmeasured N uses the nearest measured one. An assumed link has one fit."""
 
-    def __init__(self, name, latency, bandwidth, measured=False):
-        self.name, self.latency, self.bandwidth, self.measured = name, latency, bandwidth, measured
+    def __init__(self, name, latency=None, bandwidth=None):
+        self.name = name
+        self.fits = {}  # (world size, kind) -> (latency s, bandwidth B/s)
+        self.assumed = latency is not None
+        if self.assumed:
+            self.fits[(0, "ring")] = self.fits[(0, "allreduce")] = (latency, bandwidth)
 
-    def ring(self, n, nbytes):
-        return (n - 1) * self.latency + (n - 1) / n * nbytes / self.bandwidth
+    def cost(self, n, kind):
+        if self.assumed:
+            return self.fits[(0, kind)]
+        sizes = sorted({m for m, k in self.fits if k == kind})
+        near = min(sizes, key=lambda m: (abs(m - n), m))
+        return self.fits[(near, kind)]
 
-    @staticmethod
-    def fit(name, coll):
-        """Least squares over every measured collective: t = k * latency + w / bandwidth."""
+    def ring(self, n, nbytes, kind="ring"):
+        """One ring pass (a reduce-scatter or an all-gather) of a buffer of nbytes."""
+        latency, bandwidth = self.cost(n, kind)
+        return (n - 1) * latency + (n - 1) / n * nbytes / bandwidth
+
+    def add_measurement(self, coll):
+        """Latency: the median of the smallest messages (<= 64 KB), per hop; bandwidth: the median
+        of the large ones (>= 1 MB), bytes each rank sends over the time left after the latency."""
         n = coll["world_size"]
         if n < 2:
-            sys.exit("scaling_model.py: --link %s: collectives measured at 1 rank say nothing of a link" % name)
-        rows = []
+            sys.exit("scaling_model.py: --link %s: collectives measured at 1 rank say nothing of a link" % self.name)
+        rows = {"allreduce": [], "ring": []}
         for r in coll["collectives"]:
             s = r["bytes"]
-            rows.append((2 * (n - 1), 2 * (n - 1) / n * s, r["allreduce_seconds"]))
-            rows.append((n - 1, (n - 1) / n * s, r["reduce_scatter_seconds"]))
-            rows.append((n - 1, (n - 1) / n * s, r["allgather_seconds"]))
-        # Normal equations of t = k a + w c (a latency, c = 1/bandwidth), weighted by 1/t so that
-        # small and large messages count alike (relative error).
-        skk = skw = sww = skt = swt = 0.0
-        for k, w, t in rows:
-            wt = 1.0 / max(t, 1e-9) ** 2
-            skk += wt * k * k
-            skw += wt * k * w
-            sww += wt * w * w
-            skt += wt * k * t
-            swt += wt * w * t
-        det = skk * sww - skw * skw
-        a = (skt * sww - swt * skw) / det
-        c = (skk * swt - skw * skt) / det
-        return Link(name, max(a, 0.0), 1.0 / max(c, 1e-15), measured=True)
+            rows["allreduce"].append((2 * (n - 1), 2 * (n - 1) / n * s, r["allreduce_seconds"], s))
+            rows["ring"].append((n - 1, (n - 1) / n * s, r["reduce_scatter_seconds"], s))
+            rows["ring"].append((n - 1, (n - 1) / n * s, r["allgather_seconds"], s))
+        for kind, rs in rows.items():
+            small = sorted(t / k for k, w, t, s in rs if s <= 65536)
+            latency = small[len(small) // 2] if small else 0.0
+            # The median of the large messages' bandwidths: one slow repetition of a 64 MB
+            # transfer (a TCP window collapsing under the shaper) must not set the fit.
+            rates = sorted(w / max(t - k * latency, 1e-12) for k, w, t, s in rs if s >= 1 << 20)
+            self.fits[(n, kind)] = (latency, rates[len(rates) // 2])
 
 
 def parse_assumed(text):
     name, rest = text.split("=", 1)
     gbytes, lat_us = rest.split(",")
-    return Link(name, float(lat_us) * 1e-6, float(gbytes) * 1e9)
+    return Link(name, latency=float(lat_us) * 1e-6, bandwidth=float(gbytes) * 1e9)
 
 
 def main():
@@ -149,6 +180,8 @@ def main():
     ap.add_argument("--assume-link", action="append", default=[], help="NAME=GB/s,latency_us (repeatable)")
     ap.add_argument("--validate", action="append", default=[], help="LINK=bench.json measured at N ranks")
     ap.add_argument("--cores", type=float, default=None, help="cores shared by all ranks (emulated nodes)")
+    ap.add_argument("--contention", default=None,
+                    help="recvae_bench --json at 2 ranks on one host: compute slow-down of ranks sharing it (with --cores)")
     ap.add_argument("--gpu-speedup", type=float, default=1.0,
                     help="assumed GPU speed-up of compute/other/optimizer over the measured figures")
     ap.add_argument("--max-ranks", type=int, default=64)
@@ -156,17 +189,22 @@ def main():
     args = ap.parse_args()
 
     shape = Shape([load(p) for p in args.bench])
+    if args.contention:
+        shape.calibrate_contention(load(args.contention))
+        print("contention (compute at 2 ranks of one host / alone): " +
+              ", ".join("%s %.2f" % kv for kv in sorted(shape.contention.items())))
     links = {}
     for spec in args.link:
         name, path = spec.split("=", 1)
-        links[name] = Link.fit(name, load(path))
+        links.setdefault(name, Link(name)).add_measurement(load(path))
     for spec in args.assume_link:
         link = parse_assumed(spec)
         links[link.name] = link
     os.makedirs(args.out, exist_ok=True)
     for l in links.values():
-        print("link %-10s latency %8.1f us, bandwidth %8.3f GB/s (%s)"
-              % (l.name, l.latency * 1e6, l.bandwidth / 1e9, "fitted" if l.measured else "assumed"))
+        for (n, kind), (lat, bw) in sorted(l.fits.items()):
+            print("link %-10s %-9s %s latency %8.1f us, bandwidth %8.3f GB/s" % (
+                l.name, kind, "assumed:        " if l.assumed else "fitted at N=%-3d" % n, lat * 1e6, bw / 1e9))
 
     # Validation: each measured N-rank bench beside the prediction for its link and settings.
     rows = []
@@ -245,7 +283,7 @@ def main():
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].set_yscale("log", base=2)
-    axes[1].set_ylim(0, 1.05)
+    axes[1].set_ylim(0, max(1.05, max(r["weak_efficiency"] for r in pred_rows) + 0.05))
     axes[1].legend(fontsize=7)
     note = "compute: measured at 1 rank" + (", divided by an assumed GPU speed-up of %g" % args.gpu_speedup
                                             if args.gpu_speedup != 1 else "")

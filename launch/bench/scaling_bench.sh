@@ -14,19 +14,22 @@
 # then fits the scaling model to 1. and the collectives of 3., checks it against every run of 3.
 # (OUT_DIR/model/validation.md) and draws its predictions (OUT_DIR/model/scaling_prediction.png).
 # Needs root for the emulated nodes (part 3 is skipped with a message without it).
-# Environment: BIN_DIR (default build), STEPS (default 6), LINKS (default "10gbit 1gbit"),
+# Environment: BIN_DIR (default build), STEPS (default 12), LINKS (default "10gbit 1gbit"),
 # NODES (default "2 3").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-runs/scaling-bench}
 bin=${BIN_DIR:-build}
-steps=${STEPS:-6}
+steps=${STEPS:-12}
 links=${LINKS:-10gbit 1gbit}
 nodes_list=${NODES:-2 3}
 mkdir -p "$out"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 export OMP_NUM_THREADS=1
 log() { echo "scaling_bench: $(date +%T) $*" | tee -a "$out/summary.txt"; }
+# shellcheck source=launch/lib/python.sh
+source launch/lib/python.sh
+py=$(recvae_python_plot) || py=$(recvae_python_any) || { echo "scaling_bench: no python3" >&2; exit 2; }
 
 data=$out/ml20m.h5
 if [[ ! -f $data ]]; then
@@ -48,7 +51,9 @@ for opt in replicated sharded; do
   done
 done
 
-model_args=(--bench "$out/np1_b500.json" --bench "$out/np1_b250.json" --cores "$(nproc)")
+# --contention: how much 2 ranks sharing this host slow each other's compute (emulated nodes share it).
+model_args=(--bench "$out/np1_b500.json" --bench "$out/np1_b250.json" --cores "$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)"
+  --contention "$out/np2_shm_sharded_fp32.json")
 if [[ $(id -u) -ne 0 ]] || ! ip netns list >/dev/null 2>&1; then
   log "no root or no ip netns: emulated nodes skipped"
 else
@@ -65,14 +70,13 @@ else
           tee "$out/nodes${n}_${link}_${opt}_${dtype}.txt"
         model_args+=(--validate "$link=$out/nodes${n}_${link}_${opt}_${dtype}.json")
       done
+      # The link's latency and bandwidth at this node count (the nodes share this host's cores).
+      model_args+=(--link "$link=$out/coll_${link}_n$n.json")
     done
-    # The link's latency and bandwidth: fitted to the collectives at the largest node count.
-    last=${nodes_list##* }
-    model_args+=(--link "$link=$out/coll_${link}_n$last.json")
   done
 fi
 log "scaling model: validation on the emulated links"
-python3 launch/analysis/scaling_model.py "${model_args[@]}" --out "$out/model" | tee "$out/model.txt"
+"$py" launch/analysis/scaling_model.py "${model_args[@]}" --out "$out/model" | tee "$out/model.txt"
 
 # Predictions beyond this host: 10 Gbit/s (fitted above when measured), 100 Gbit/s and an
 # NVLink-class link (assumed: 12.5 GB/s at 5 us, 200 GB/s at 10 us), with this host's measured
@@ -80,7 +84,8 @@ python3 launch/analysis/scaling_model.py "${model_args[@]}" --out "$out/model" |
 # measured) times faster. MSD=1 adds the MSD shape (measured at 1 rank here first).
 assumed=(--assume-link 100gbit=12.5,5 --assume-link nvlink=200,10)
 tenG=(--assume-link 10gbit=1.25,30)
-[[ -f $out/coll_10gbit_n${nodes_list##* }.json ]] && tenG=(--link "10gbit=$out/coll_10gbit_n${nodes_list##* }.json")
+# The 2-node fit: the only one where each rank has a core of its own, as on real nodes.
+[[ -f $out/coll_10gbit_n2.json ]] && tenG=(--link "10gbit=$out/coll_10gbit_n2.json")
 shapes=(ml20m)
 if [[ ${MSD:-0} == 1 ]]; then
   [[ -f $out/msd.h5 ]] || "$bin/recvae_synth" --preset msd --seed 1 --output "$out/msd.h5" >/dev/null
@@ -92,9 +97,9 @@ fi
 for shape in "${shapes[@]}"; do
   b=$out/np1_b500.json
   [[ $shape == msd ]] && b=$out/msd_np1.json
-  python3 launch/analysis/scaling_model.py --bench "$b" "${tenG[@]}" "${assumed[@]}" \
+  "$py" launch/analysis/scaling_model.py --bench "$b" "${tenG[@]}" "${assumed[@]}" \
     --out "$out/predict_${shape}_cpu" | tee "$out/predict_${shape}_cpu.txt"
-  python3 launch/analysis/scaling_model.py --bench "$b" "${tenG[@]}" "${assumed[@]}" \
+  "$py" launch/analysis/scaling_model.py --bench "$b" "${tenG[@]}" "${assumed[@]}" \
     --gpu-speedup "${GPU_SPEEDUP:-100}" --out "$out/predict_${shape}_gpu" | tee "$out/predict_${shape}_gpu.txt"
 done
 log "done: $out"

@@ -22,9 +22,29 @@ namespace recvae {
 // checkpoint (which holds the whole group's moments, gathered) resumes under either at any world
 // size. With dist.grad_dtype: bf16 the gradients cross the wire as bfloat16 (half the bytes of
 // the reduction; each pairwise sum is formed in fp32 and rounded), and are widened to fp32 before
-// Adam; the parameters of a sharded all-gather stay fp32, so replicas stay bit-identical (Note
-// [Snapshot check]). Rounding on the wire depends on the number of ranks, so bf16 gives up exact
-// world-size invariance for bytes (docs/performance.md has its measured effect on NDCG@100).
+// Adam. A sharded step then all-gathers bf16 *updates* instead of fp32 parameters: the owner of a
+// shard rounds Adam's update of each element to bf16 (a relative error under 2^-8 of one step,
+// not of the parameter) and every rank, the owner too, adds the same rounded updates to the same
+// fp32 parameters, so replicas stay bit-identical (Note [Snapshot check]) with half the bytes
+// both ways. Rounding depends on the number of ranks, so bf16 gives up exact world-size
+// invariance for bytes (docs/performance.md has its measured effect on NDCG@100).
+
+namespace {
+
+// target += widened bf16 `updates` (one pass on the CPU).
+void add_bf16(torch::Tensor target, const torch::Tensor& updates) {
+  if (!target.device().is_cpu()) {
+    target.add_(updates.to(torch::kFloat32));
+    return;
+  }
+  float* t = target.data_ptr<float>();
+  const auto* u = updates.data_ptr<at::BFloat16>();
+  at::parallel_for(0, target.numel(), 1 << 16, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; ++i) t[i] = t[i] + static_cast<float>(u[i]);
+  });
+}
+
+}  // namespace
 
 GroupOptimizer::GroupOptimizer(GradGroup& group, double lr, const SyncOptions& options, Communicator& comm)
     : group_(group), lr_(lr), options_(options), comm_(comm) {
@@ -35,6 +55,8 @@ GroupOptimizer::GroupOptimizer(GradGroup& group, double lr, const SyncOptions& o
     len_ = padded / comm_.size();
     lo_ = len_ * comm_.rank();
     grad_shard_ = torch::zeros({len_}, group_.flat.options());
+    if (options_.wire == WireType::kBFloat16)
+      updates_ = torch::zeros({padded}, group_.flat.options().dtype(torch::kBFloat16));
   } else {
     lo_ = 0;
     len_ = padded;
@@ -89,13 +111,25 @@ void GroupOptimizer::after_penalty() {
 
 void GroupOptimizer::update() {
   ++steps_;
-  const torch::Tensor grad = options_.sharded ? grad_shard_ : group_.flat;
-  adam_update(shard_of(group_.flat_param), grad, exp_avg_, exp_avg_sq_, steps_, lr_);
+  if (!options_.sharded) {
+    adam_update(group_.flat_param, group_.flat, exp_avg_, exp_avg_sq_, steps_, lr_);
+  } else if (options_.wire == WireType::kBFloat16) {
+    adam_update_bf16(shard_of(group_.flat_param), grad_shard_, exp_avg_, exp_avg_sq_, steps_, lr_, shard_of(updates_));
+  } else {
+    adam_update(shard_of(group_.flat_param), grad_shard_, exp_avg_, exp_avg_sq_, steps_, lr_);
+  }
 }
 
 void GroupOptimizer::gather(CommTally& tally) {
-  if (!options_.sharded || comm_.size() == 1) return;
+  if (!options_.sharded) return;
+  torch::NoGradGuard guard;
   const auto t0 = std::chrono::steady_clock::now();
+  if (options_.wire == WireType::kBFloat16) {
+    allgather_tensor(updates_, comm_);
+    count(tally, updates_.numel() * static_cast<std::int64_t>(sizeof(std::uint16_t)), 1.0, seconds_since(t0));
+    add_bf16(group_.flat_param, updates_);  // every rank, the owner too, adds the same rounded updates
+    return;
+  }
   allgather_tensor(group_.flat_param, comm_);
   count(tally, group_.flat_param.numel() * static_cast<std::int64_t>(sizeof(float)), 1.0, seconds_since(t0));
 }

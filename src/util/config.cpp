@@ -323,7 +323,8 @@ void declare_common(const std::string& name, Config& c, KeyTable& t, const std::
            "`sharded`: each rank runs Adam on 1/N of every replicated group (reduce-scatter the gradients, all-gather "
            "the parameters; ZeRO-1); `replicated`: all-reduce and the whole update on every rank");
     t.text("grad_dtype", c.dist.grad_dtype, {"fp32", "bf16"},
-           "type of the gradients on the wire (`bf16`: half the bytes; accumulation and Adam stay fp32)");
+           "type on the wire of the gradients and, when sharded, of the parameter updates (`bf16`: half the "
+           "bytes; accumulation, Adam and the parameters stay fp32)");
   }
 }
 

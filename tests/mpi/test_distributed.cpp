@@ -615,13 +615,12 @@ TEST(GradSync, BreakdownAddsUpAndCountsTheWireBytes) {
       EXPECT_GT(b.optimizer, 0.0);
       EXPECT_LE(parts, slowest * 1.01 + 1e-3) << optimizer << " " << dtype;
       EXPECT_GE(parts, fastest * 0.3) << optimizer << " " << dtype;
-      // Ring figures per step: an fp32 all-reduce sends 2(N-1)/N of the buffer; a sharded step a
-      // reduce-scatter (of the wire type) and an fp32 all-gather, (N-1)/N each.
+      // Ring figures per step: an all-reduce sends 2(N-1)/N of the buffer; a sharded step a
+      // reduce-scatter of the gradients and an all-gather of the parameters (fp32) or of their
+      // updates (bf16), (N-1)/N each: the same bytes.
       const double grad = static_cast<double>(st.allreduce_bytes), steps = static_cast<double>(st.steps);
-      const double reduce = dtype == "bf16" ? grad / 2 : grad;
-      const double want = n == 1                      ? 0
-                          : optimizer == "replicated" ? 2 * (n - 1) / n * reduce
-                                                      : (n - 1) / n * (reduce + grad);
+      const double wire = dtype == "bf16" ? grad / 2 : grad;
+      const double want = n == 1 ? 0 : 2 * (n - 1) / n * wire;
       EXPECT_NEAR(b.tally.wire_bytes / steps, want, 0.01 * grad + 8 * n) << optimizer << " " << dtype;
       if (n == 1) EXPECT_EQ(b.tally.collectives, 0);
     }

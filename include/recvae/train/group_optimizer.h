@@ -62,6 +62,7 @@ class GroupOptimizer {
   Communicator& comm_;
   std::int64_t lo_ = 0, len_ = 0;  // this rank's part of the flat buffers
   torch::Tensor grad_shard_;       // sharded: the reduced gradient of this rank's part
+  torch::Tensor updates_;          // sharded bf16: every rank's rounded Adam updates (padded group)
   torch::Tensor exp_avg_, exp_avg_sq_;
   std::int64_t steps_ = 0;
 };

@@ -13,6 +13,11 @@ namespace recvae {
 void adam_update(torch::Tensor param, const torch::Tensor& grad, torch::Tensor exp_avg, torch::Tensor exp_avg_sq,
                  std::int64_t steps, double lr);
 
+/// adam_update's new moments, with the update it would add to `param` rounded to bfloat16 into
+/// `update` instead of applied (Note [Sharded optimizer]: every rank applies the same rounding).
+void adam_update_bf16(const torch::Tensor& param, const torch::Tensor& grad, torch::Tensor exp_avg,
+                      torch::Tensor exp_avg_sq, std::int64_t steps, double lr, torch::Tensor update);
+
 /// torch::optim::Adam's update (default betas and eps, no weight decay) on one tensor of rows.
 class RowAdam {
  public:
