@@ -33,6 +33,8 @@
 #   EMULATED_NODES_STATS_FILE   before teardown, append each link's byte counters and qdisc
 #                               statistics to this file (format: launch/lib/emulated_nodes.sh, emn_stats)
 #   EMULATED_NODES_STOP_SIGNAL  what the first Ctrl-C/SIGTERM/SIGHUP sends mpirun (default USR1)
+#   EMULATED_NODES_YIELD        1 (default): ranks yield the core while they wait in MPI (the nodes
+#                               share this host's cores); 0: Open MPI's busy polling
 #   OMP_NUM_THREADS, RECVAE_*   passed to every rank (-x)
 set -euo pipefail
 

@@ -63,6 +63,37 @@ Styles(F...) -> Styles<F...>;
 
 }  // namespace
 
+// Note [Busy cores]
+// ~~~~~~~~~~~~~~~~~
+// libtorch's and OpenBLAS's threads are OpenMP threads, and GNU OpenMP's threads spin for a
+// while at the end of every parallel region before they sleep. When one of a rank's threads
+// shares its core with another busy process, the others spin while it waits for its time slice,
+// and a step takes an order of magnitude longer (a RecVAE encoder pass on ML-1M: 20 s beside a
+// one-core process, 1.3 s without). So with train.threads automatic (0) every rank of a node
+// samples /proc/stat for 0.2 s at the same moment (after a barrier, so that the job's own ranks
+// sit idle), counts the CPUs of its mask that other processes keep busy, and takes no more
+// threads than the free CPUs give each of the node's ranks, saying so. An explicit train.threads
+// is kept (with a warning when it exceeds the free CPUs); OMP_WAIT_POLICY=passive in the
+// environment stops the spinning instead, at some cost on free cores (docs/performance.md).
+
+namespace {
+
+int threads_beside_busy_cores(int wanted, int cpus, Communicator& comm) {
+  comm.barrier();
+  const int busy = busy_cpus(0.2);
+  const int local = std::max(1, comm.info().local_size);
+  const int fitting = std::max(1, (cpus - busy) / local);
+  if (fitting >= wanted) return wanted;
+  if (comm.rank() == 0)
+    std::fprintf(stderr,
+                 "recvae: warning: %d of the %d CPUs this rank may use are busy with other processes: %d thread(s) "
+                 "per rank instead of %d (set train.threads to choose; docs/performance.md, \"A busy node\")\n",
+                 busy, cpus, fitting, wanted);
+  return fitting;
+}
+
+}  // namespace
+
 void configure_host_allocator() {
   mallopt(M_MMAP_THRESHOLD, 1 << 30);
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
@@ -123,6 +154,7 @@ Trainer::Trainer(const Config& given, Communicator& comm) : impl_(std::make_uniq
                   ? config.train.threads
                   : std::max(1, std::min(cpus, static_cast<int>(std::thread::hardware_concurrency()) /
                                                    std::max(1, proc.local_size)));
+  if (config.train.threads == 0 && s.threads > 1) s.threads = threads_beside_busy_cores(s.threads, cpus, comm);
   if (s.root && s.threads > cpus)
     std::fprintf(stderr,
                  "recvae: warning: train.threads %d, but rank 0 may run on %d CPU(s) only (its affinity mask), so "

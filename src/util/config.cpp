@@ -283,7 +283,8 @@ void declare_common(const std::string& name, Config& c, KeyTable& t, const std::
         "threads", c.train.threads, 0, 4096,
         "intra-op threads per rank; 0 = cores of the node / ranks on the node, at most the CPUs of the rank's "
         "affinity mask (mpirun binds a rank to one core unless given `--bind-to none`; rank 0 warns when "
-        "`train.threads` exceeds its mask). Keep ranks x threads (plus any other job's threads) at or below the "
+        "`train.threads` exceeds its mask), and no more than the CPUs that other processes leave free at the start "
+        "(sampled for 0.2 s; rank 0 says when it takes fewer). Keep ranks x threads (plus any other job's threads) at or below the "
         "cores: OpenMP threads spin when the cores are oversubscribed, and small-matrix work (ALS solves, "
         "evaluation) slows by far more than the share lost (a WMF epoch on Gowalla at dim 64: 2 s alone, 160 s beside "
         "four other busy threads on 2 cores)");

@@ -1,8 +1,11 @@
 #include <gtest/gtest.h>
 #include <sched.h>
 
+#include <atomic>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "../common/fixtures.h"
 #include "../common/test_util.h"
@@ -84,6 +87,53 @@ TEST_F(TrainerTest, MoreThreadsThanTheAffinityMaskAllowsGetAWarning) {
   EXPECT_NE(two.find("train.threads 2, but rank 0 may run on 1 CPU(s) only"), std::string::npos) << two;
   EXPECT_NE(two.find("--bind-to none"), std::string::npos) << two;
   EXPECT_EQ(one_thread.find("warning"), std::string::npos) << one_thread;
+  torch::set_num_threads(1);
+}
+
+// Threads spinning on every CPU of the mask make each of them busy (Note [Busy cores]).
+struct Spinners {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  explicit Spinners(int n) {
+    for (int i = 0; i < n; ++i)
+      threads.emplace_back([this] {
+        volatile unsigned long x = 0;
+        while (!stop.load(std::memory_order_relaxed)) x = x + 1;
+      });
+  }
+  ~Spinners() {
+    stop = true;
+    for (auto& t : threads) t.join();
+  }
+};
+
+TEST_F(TrainerTest, BusyCpusCountsCpusThatOthersKeepBusy) {
+  Spinners load(usable_cpus());
+  EXPECT_GE(busy_cpus(0.3), 1);
+}
+
+// With train.threads automatic, a rank whose CPUs are busy takes fewer threads and says so; an
+// explicit train.threads is kept.
+TEST_F(TrainerTest, AutomaticThreadsAvoidBusyCores) {
+  if (usable_cpus() < 2 || std::thread::hardware_concurrency() < 2) GTEST_SKIP() << "needs two CPUs";
+  auto comm = make_mpi_communicator();
+  Config c = small_config(*data_, scratch_dir("busy"));
+  c.train.threads = 0;
+  std::string automatic, explicit_two;
+  {
+    Spinners load(usable_cpus());
+    ::testing::internal::CaptureStderr();
+    { Trainer t(c, *comm); }
+    automatic = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(torch::get_num_threads(), 1);
+    c.train.threads = 2;
+    ::testing::internal::CaptureStderr();
+    { Trainer t(c, *comm); }
+    explicit_two = ::testing::internal::GetCapturedStderr();
+    EXPECT_EQ(torch::get_num_threads(), 2);
+  }
+  EXPECT_NE(automatic.find("busy with other processes: 1 thread(s) per rank"), std::string::npos) << automatic;
+  EXPECT_EQ(explicit_two.find("busy with other processes"), std::string::npos) << explicit_two;
   torch::set_num_threads(1);
 }
 
