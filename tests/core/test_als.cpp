@@ -86,6 +86,37 @@ TEST(ALS, OneSolveMatchesTheDenseNormalEquationsForWMFAndPMF) {
     }
 }
 
+// Note [Conjugate-gradient rows]: with enough steps CG reaches the exact solution (k steps in exact
+// arithmetic), a few steps from a good start stay near it, and the steps only ever move a row
+// towards it.
+TEST(ALS, ConjugateGradientRowsApproachTheExactSolve) {
+  torch::manual_seed(2);
+  auto x = (torch::rand({40, 30}) < 0.25).to(torch::kFloat32) * (1 + torch::randint(0, 3, {40, 30}));
+  const CsrMatrix m = dense_to_csr(x);
+  auto f = torch::randn({30, 8}) * 0.3;
+  WMFConfig w;
+  w.dim = 8;
+  w.regularization = 0.05;
+  w.unobserved_weight = 0.3;
+  w.alpha = 2.0;
+  const ALSObjective exact = wmf_objective(w);
+  EXPECT_EQ(exact.cg_steps, 0);
+  const auto gram = f.t().matmul(f);
+  const auto want = als_solve_rows(f, gram, m, exact, 30, 0, "test");
+  w.solver = "cg";
+  w.cg_steps = 50;
+  auto cg = wmf_objective(w);
+  EXPECT_EQ(cg.cg_steps, 50);
+  const auto many = als_solve_rows(f, gram, m, cg, 30, 0, "test");
+  EXPECT_LT((many - want).abs().max().item<double>(), 1e-4 * (1 + want.abs().max().item<double>()));
+  // Three steps from a perturbed start: closer to the solution than the start was.
+  cg.cg_steps = 3;
+  const auto start = want + 0.1 * torch::randn_like(want);
+  const auto three = als_solve_rows(f, gram, m, cg, 30, 0, "test", start);
+  EXPECT_LT((three - want).norm().item<double>(), 0.5 * (start - want).norm().item<double>());
+  EXPECT_FALSE(torch::equal(three, start));
+}
+
 TEST(ALS, ASingularSystemNamesTheRow) {
   auto f = torch::zeros({5, 3});  // all-zero factors: alpha_0 F^T F = 0
   CsrMatrix m = dense_to_csr(torch::eye(5));

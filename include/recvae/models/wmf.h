@@ -26,6 +26,8 @@ struct WMFConfig : Section<WMFConfig> {
   double unobserved_weight = 0.1;   ///< alpha_0: the weight of every (user, item) pair's squared score
   double alpha = 0.0;               ///< confidence of an observed value x: 1 + alpha * x (count data)
   double init_stddev = 0.1;         ///< factors start as N(0, init_stddev^2 / dim)
+  std::string solver = "cholesky";  ///< cholesky: every row solved exactly; cg: conjugate-gradient steps (CPU)
+  std::int64_t cg_steps = 3;        ///< conjugate-gradient steps per row and half-step (solver cg)
   void declare(KeyTable& keys) override;
   TrainDefaults train_defaults(const Config&) const override { return {1e-3, 0.5, 16}; }  // Rendle et al.'s epochs
 };
@@ -56,6 +58,7 @@ struct ALSObjective {
   double alpha = 0;               ///< confidence slope for observed values
   double init_stddev = 0.1;       ///< initial factors N(0, init_stddev^2 / k)
   bool observed_in_gram = true;   ///< false: PMF (every entry one squared error)
+  int cg_steps = 0;               ///< > 0: that many conjugate-gradient steps per row instead of the exact solve
   /// lambda (n + alpha_0 * others)^nu.
   double row_regularization(std::int64_t n, std::int64_t others) const;
   /// How one observation of value x enters its row's system: its factor scaled by `gram` in the
@@ -73,9 +76,12 @@ struct ALSObjective {
 ///   (alpha_0 F^T F + lambda_r I + sum_{j in r} a_rj f_j f_j^T) w_r = sum_{j in r} t_rj f_j
 /// on the factors' device: per-row LAPACK solves on the CPU where the build has LAPACK, the batched
 /// route otherwise. `gram` is F^T F; `others` is N for lambda_r. Throws InputError naming row
-/// `first_row + r` when a system is not positive definite.
+/// `first_row + r` when a system is not positive definite. With o.cg_steps > 0 and CPU factors,
+/// each row takes that many conjugate-gradient steps from `start` (the rows' current values;
+/// undefined: zeros) instead (Note [Conjugate-gradient rows]).
 torch::Tensor als_solve_rows(const torch::Tensor& factors, const torch::Tensor& gram, const CsrMatrix& x,
-                             const ALSObjective& o, std::int64_t others, std::int64_t first_row, const char* what);
+                             const ALSObjective& o, std::int64_t others, std::int64_t first_row, const char* what,
+                             const torch::Tensor& start = torch::Tensor());
 
 /// The same solve by batched Cholesky in torch (the GPU route, and the CPU route without LAPACK).
 torch::Tensor als_solve_rows_batched(const torch::Tensor& factors, const torch::Tensor& gram, const CsrMatrix& x,
