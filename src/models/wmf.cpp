@@ -78,6 +78,25 @@ ALSObjective pmf_objective(const PMFConfig& c) {
   return o;
 }
 
+namespace {
+
+// What every CPU row solver reads: the factors and alpha_0 G in float, contiguous, and the offset
+// of the first row's observations.
+struct RowSystemInputs {
+  torch::Tensor f, base;
+  const float* fp;
+  const float* bp;
+  std::int64_t base_ptr;
+  RowSystemInputs(const torch::Tensor& factors, const torch::Tensor& gram, const CsrMatrix& x, const ALSObjective& o)
+      : f(factors.to(torch::kFloat32).contiguous()),
+        base((gram.to(torch::kFloat32) * o.unobserved_weight).contiguous()),
+        fp(f.data_ptr<float>()),
+        bp(base.data_ptr<float>()),
+        base_ptr(x.indptr[0]) {}
+};
+
+}  // namespace
+
 #ifdef RECVAE_HAVE_LAPACK
 namespace {
 
@@ -93,12 +112,10 @@ torch::Tensor als_solve_rows_host(const torch::Tensor& factors, const torch::Ten
                                   const char* what) {
   const std::int64_t rows = x.rows, k = factors.size(1);
   auto out = torch::zeros({rows, k}, torch::kFloat32);
-  const auto f = factors.to(torch::kFloat32).contiguous();
-  const auto base = (gram.to(torch::kFloat32) * o.unobserved_weight).contiguous();
-  const float* fp = f.data_ptr<float>();
-  const float* bp = base.data_ptr<float>();
+  const RowSystemInputs in(factors, gram, x, o);
+  const float *fp = in.fp, *bp = in.bp;
   float* op = out.data_ptr<float>();
-  const std::int64_t base_ptr = x.indptr[0];
+  const std::int64_t base_ptr = in.base_ptr;
   std::atomic<std::int64_t> failed{std::numeric_limits<std::int64_t>::max()};
   at::parallel_for(0, rows, 16, [&](std::int64_t lo, std::int64_t hi) {
     std::vector<float> a(static_cast<size_t>(k * k)), obs, rhs(static_cast<size_t>(k));
@@ -162,12 +179,10 @@ torch::Tensor als_cg_rows(const torch::Tensor& factors, const torch::Tensor& gra
   const std::int64_t rows = x.rows, k = factors.size(1);
   auto out = start.defined() && start.size(0) == rows ? start.to(torch::kFloat32).contiguous().clone()
                                                       : torch::zeros({rows, k}, torch::kFloat32);
-  const auto f = factors.to(torch::kFloat32).contiguous();
-  const auto base = (gram.to(torch::kFloat32) * o.unobserved_weight).contiguous();
-  const float* fp = f.data_ptr<float>();
-  const float* bp = base.data_ptr<float>();
+  const RowSystemInputs in(factors, gram, x, o);
+  const float *fp = in.fp, *bp = in.bp;
   float* op = out.data_ptr<float>();
-  const std::int64_t base_ptr = x.indptr[0];
+  const std::int64_t base_ptr = in.base_ptr;
   at::parallel_for(0, rows, 16, [&](std::int64_t lo, std::int64_t hi) {
     std::vector<float> r(static_cast<size_t>(k)), p(static_cast<size_t>(k)), ap(static_cast<size_t>(k));
     for (std::int64_t row = lo; row < hi; ++row) {

@@ -56,17 +56,23 @@ torch::Tensor dense_row_solution(const torch::Tensor& f, const torch::Tensor& xr
   return torch::linalg_solve(a, b);
 }
 
+// WMF settings for the small count-data matrices below.
+WMFConfig count_data_wmf(std::int64_t dim) {
+  WMFConfig w;
+  w.dim = dim;
+  w.regularization = 0.05;
+  w.unobserved_weight = 0.3;
+  w.alpha = 2.0;
+  return w;
+}
+
 TEST(ALS, OneSolveMatchesTheDenseNormalEquationsForWMFAndPMF) {
   torch::manual_seed(1);
   auto x = (torch::rand({30, 25}) < 0.2).to(torch::kFloat32) * (1 + torch::randint(0, 3, {30, 25}));  // counts
   x[4].zero_();  // a row without observations
   const CsrMatrix m = dense_to_csr(x);
   auto f = torch::randn({25, 6}) * 0.3;
-  WMFConfig w;
-  w.dim = 6;
-  w.regularization = 0.05;
-  w.unobserved_weight = 0.3;
-  w.alpha = 2.0;
+  WMFConfig w = count_data_wmf(6);
   PMFConfig p;
   p.dim = 6;
   p.regularization = 0.5;
@@ -94,11 +100,7 @@ TEST(ALS, ConjugateGradientRowsApproachTheExactSolve) {
   auto x = (torch::rand({40, 30}) < 0.25).to(torch::kFloat32) * (1 + torch::randint(0, 3, {40, 30}));
   const CsrMatrix m = dense_to_csr(x);
   auto f = torch::randn({30, 8}) * 0.3;
-  WMFConfig w;
-  w.dim = 8;
-  w.regularization = 0.05;
-  w.unobserved_weight = 0.3;
-  w.alpha = 2.0;
+  WMFConfig w = count_data_wmf(8);
   const ALSObjective exact = wmf_objective(w);
   EXPECT_EQ(exact.cg_steps, 0);
   const auto gram = f.t().matmul(f);
