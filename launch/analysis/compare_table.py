@@ -30,6 +30,8 @@ import re
 import statistics
 import sys
 
+from pyplot_or_none import pyplot_or_none
+
 METRICS = [("ndcg@100", "NDCG@100"), ("recall@20", "Recall@20"), ("recall@50", "Recall@50")]
 NAMES = {"recvae": "RecVAE", "multvae": "Mult-VAE", "multdae": "Mult-DAE", "cdae": "CDAE",
          "autorec": "AutoRec", "ract": "RaCT", "ease": "EASE", "slim": "SLIM", "wmf": "WMF",
@@ -140,14 +142,8 @@ def summarise(model, runs):
 
 
 def write_png(out, order, models, title):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("compare_table.py: matplotlib is missing, table.png not drawn; install it with "
-              "`apt-get install python3-matplotlib` (or `pip install matplotlib`), then rerun "
-              f"`launch/analysis/compare_table.py {out}`", file=sys.stderr)
+    plt = pyplot_or_none("compare_table.py", f"table.png not drawn (rerun `launch/analysis/compare_table.py {out}`)")
+    if plt is None:
         return None
     shown = [m for m in order if models[m]["mean"] is not None]
     if not shown:

@@ -26,6 +26,8 @@ import math
 import os
 import sys
 
+from pyplot_or_none import pyplot_or_none
+
 VALIDATION_METRICS = [("ndcg@100", "NDCG@100", "-"), ("recall@20", "Recall@20", "--"),
                       ("recall@50", "Recall@50", ":")]
 # Fields of a phase that are bookkeeping, not loss terms.
@@ -132,13 +134,8 @@ def main():
     model = final.get("model") or model_from_config(os.path.join(run_dir, "config.yaml")) or "?"
     output = args.output or os.path.join(run_dir, "curves.png")
 
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("plot_run.py: matplotlib is missing; install it with "
-              "`apt-get install python3-matplotlib` (or `pip install matplotlib`)", file=sys.stderr)
+    plt = pyplot_or_none("plot_run.py")
+    if plt is None:
         return 1
 
     # x positions: the epoch numbers; closed-form fits (EASE, SLIM) are labelled by their `fit`.

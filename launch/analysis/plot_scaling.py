@@ -17,6 +17,8 @@ import csv
 import os
 import sys
 
+from pyplot_or_none import pyplot_or_none
+
 
 def number(text):
     try:
@@ -66,13 +68,8 @@ def main():
     output = args.output or os.path.join(os.path.dirname(os.path.abspath(args.csv)),
                                          "scaling.png")
 
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("plot_scaling.py: matplotlib is missing; install it with "
-              "`apt-get install python3-matplotlib` (or `pip install matplotlib`)", file=sys.stderr)
+    plt = pyplot_or_none("plot_scaling.py")
+    if plt is None:
         return 1
 
     ranks = [r["ranks"] for r in rows]

@@ -31,6 +31,8 @@ import math
 import os
 import sys
 
+from pyplot_or_none import pyplot_or_none
+
 
 def load(path):
     with open(path) as f:
@@ -260,12 +262,8 @@ def main():
         w.writeheader()
         for r in pred_rows:
             w.writerow({k: ("%.4g" % v if isinstance(v, float) else v) for k, v in r.items()})
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("scaling_model.py: no matplotlib; wrote prediction.csv only")
+    plt = pyplot_or_none("scaling_model.py", "scaling_prediction.png not drawn (prediction.csv is written)")
+    if plt is None:
         return
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for name in links:

@@ -37,6 +37,7 @@ done
 # shellcheck source=launch/lib/python.sh
 source launch/lib/python.sh
 py=$(recvae_python_any)
+# shellcheck disable=SC2086  # one argument per seed
 "$py" - "$out" $seeds <<'EOF'
 import json, sys
 out, seeds = sys.argv[1], sys.argv[2:]

@@ -46,8 +46,8 @@ for opt in replicated sharded; do
   for dtype in fp32 bf16; do
     [[ $opt == replicated && $dtype == bf16 ]] && continue
     log "2 ranks, shared memory, $opt $dtype"
-    mpirun -np 2 --bind-to none -x OMP_NUM_THREADS "${bench[@]}" --set dist.optimizer=$opt \
-      --set dist.grad_dtype=$dtype --json "$out/np2_shm_${opt}_${dtype}.json" | tee "$out/np2_shm_${opt}_${dtype}.txt"
+    mpirun -np 2 --bind-to none -x OMP_NUM_THREADS "${bench[@]}" --set dist.optimizer="$opt" \
+      --set dist.grad_dtype="$dtype" --json "$out/np2_shm_${opt}_${dtype}.json" | tee "$out/np2_shm_${opt}_${dtype}.txt"
   done
 done
 
@@ -66,7 +66,7 @@ else
         opt=${run%%:*} dtype=${run##*:}
         log "$n emulated nodes, $link: $opt $dtype"
         bash launch/emulated_mpirun.sh --nodes "$n" --link "$link" -n "$n" -- "${bench[@]}" \
-          --set dist.optimizer=$opt --set dist.grad_dtype=$dtype --json "$out/nodes${n}_${link}_${opt}_${dtype}.json" |
+          --set dist.optimizer="$opt" --set dist.grad_dtype="$dtype" --json "$out/nodes${n}_${link}_${opt}_${dtype}.json" |
           tee "$out/nodes${n}_${link}_${opt}_${dtype}.txt"
         model_args+=(--validate "$link=$out/nodes${n}_${link}_${opt}_${dtype}.json")
       done
@@ -82,7 +82,9 @@ log "scaling model: validation on the emulated links"
 # NVLink-class link (assumed: 12.5 GB/s at 5 us, 200 GB/s at 10 us), with this host's measured
 # CPU compute, and with compute GPU_SPEEDUP (default 100, an assumption: no GPU figure has been
 # measured) times faster. MSD=1 adds the MSD shape (measured at 1 rank here first).
+# shellcheck disable=SC2054  # the commas belong to the values (GB/s,latency_us)
 assumed=(--assume-link 100gbit=12.5,5 --assume-link nvlink=200,10)
+# shellcheck disable=SC2054
 tenG=(--assume-link 10gbit=1.25,30)
 # The 2-node fit: the only one where each rank has a core of its own, as on real nodes.
 [[ -f $out/coll_10gbit_n2.json ]] && tenG=(--link "10gbit=$out/coll_10gbit_n2.json")

@@ -59,8 +59,6 @@ bool staged(const torch::Tensor& t, const Communicator& comm) { return t.is_cuda
 
 }  // namespace
 
-void allreduce_group(GradGroup& g, Communicator& comm) { allreduce_tensor(g.flat, comm); }
-
 void allreduce_tensor(torch::Tensor t, Communicator& comm) {
   if (comm.size() == 1) return;
   if (staged(t, comm)) {

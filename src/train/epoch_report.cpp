@@ -20,7 +20,6 @@ void accumulate(StepBreakdown& total, const StepBreakdown& more) {
   total.comm += more.comm;
   total.optimizer += more.optimizer;
   total.other += more.other;
-  total.tally.seconds += more.tally.seconds;
   total.tally.payload_bytes += more.tally.payload_bytes;
   total.tally.wire_bytes += more.tally.wire_bytes;
   total.tally.collectives += more.tally.collectives;

@@ -1,10 +1,8 @@
 #include "recvae/train/group_optimizer.h"
 
-#include <chrono>
 #include <stdexcept>
 
 #include "recvae/train/row_adam.h"
-#include "recvae/util/progress.h"
 
 namespace recvae {
 
@@ -56,18 +54,19 @@ GroupOptimizer::GroupOptimizer(GradGroup& group, double lr, const SyncOptions& o
     lo_ = len_ * comm_.rank();
     grad_shard_ = torch::zeros({len_}, group_.flat.options());
     if (options_.wire == WireType::kBFloat16)
-      updates_ = torch::zeros({padded}, group_.flat.options().dtype(torch::kBFloat16));
+      wire_shard_ = torch::zeros({len_}, group_.flat.options().dtype(torch::kBFloat16));
   } else {
     lo_ = 0;
     len_ = padded;
   }
+  if (options_.wire == WireType::kBFloat16 && comm_.size() > 1)
+    wire_ = torch::zeros({padded}, group_.flat.options().dtype(torch::kBFloat16));
   exp_avg_ = torch::zeros({len_}, group_.flat.options());
   exp_avg_sq_ = torch::zeros({len_}, group_.flat.options());
 }
 
-void GroupOptimizer::count(CommTally& tally, std::int64_t payload, double ring_factor, double seconds) const {
+void GroupOptimizer::count(CommTally& tally, std::int64_t payload, double ring_factor) const {
   const double n = comm_.size();
-  tally.seconds += seconds;
   tally.payload_bytes += payload;
   tally.wire_bytes += static_cast<std::int64_t>(ring_factor * (n - 1) / n * static_cast<double>(payload));
   tally.collectives += 1;
@@ -78,26 +77,20 @@ void GroupOptimizer::reduce(CommTally& tally) {
   torch::NoGradGuard guard;
   const bool bf16 = options_.wire == WireType::kBFloat16;
   const std::int64_t payload = group_.flat.numel() * static_cast<std::int64_t>(wire_bytes(options_.wire));
-  const auto t0 = std::chrono::steady_clock::now();
+  if (bf16) wire_.copy_(group_.flat);
   if (!options_.sharded) {
-    if (bf16) {
-      auto wire = group_.flat.to(torch::kBFloat16);
-      allreduce_tensor(wire, comm_);
-      group_.flat.copy_(wire);
-    } else {
-      allreduce_tensor(group_.flat, comm_);
-    }
-    count(tally, payload, 2.0, seconds_since(t0));
+    allreduce_tensor(bf16 ? wire_ : group_.flat, comm_);
+    if (bf16) group_.flat.copy_(wire_);
+    count(tally, payload, 2.0);
     return;
   }
   if (bf16) {
-    auto shard = torch::empty({len_}, group_.flat.options().dtype(torch::kBFloat16));
-    reduce_scatter_tensor(group_.flat.to(torch::kBFloat16), shard, comm_);
-    grad_shard_.copy_(shard);
+    reduce_scatter_tensor(wire_, wire_shard_, comm_);
+    grad_shard_.copy_(wire_shard_);
   } else {
     reduce_scatter_tensor(group_.flat, grad_shard_, comm_);
   }
-  count(tally, payload, 1.0, seconds_since(t0));
+  count(tally, payload, 1.0);
 }
 
 void GroupOptimizer::before_penalty() {
@@ -114,7 +107,7 @@ void GroupOptimizer::update() {
   if (!options_.sharded) {
     adam_update(group_.flat_param, group_.flat, exp_avg_, exp_avg_sq_, steps_, lr_);
   } else if (options_.wire == WireType::kBFloat16) {
-    adam_update_bf16(shard_of(group_.flat_param), grad_shard_, exp_avg_, exp_avg_sq_, steps_, lr_, shard_of(updates_));
+    adam_update_bf16(shard_of(group_.flat_param), grad_shard_, exp_avg_, exp_avg_sq_, steps_, lr_, shard_of(wire_));
   } else {
     adam_update(shard_of(group_.flat_param), grad_shard_, exp_avg_, exp_avg_sq_, steps_, lr_);
   }
@@ -123,15 +116,14 @@ void GroupOptimizer::update() {
 void GroupOptimizer::gather(CommTally& tally) {
   if (!options_.sharded) return;
   torch::NoGradGuard guard;
-  const auto t0 = std::chrono::steady_clock::now();
   if (options_.wire == WireType::kBFloat16) {
-    allgather_tensor(updates_, comm_);
-    count(tally, updates_.numel() * static_cast<std::int64_t>(sizeof(std::uint16_t)), 1.0, seconds_since(t0));
-    add_bf16(group_.flat_param, updates_);  // every rank, the owner too, adds the same rounded updates
+    allgather_tensor(wire_, comm_);
+    count(tally, wire_.numel() * static_cast<std::int64_t>(sizeof(std::uint16_t)), 1.0);
+    add_bf16(group_.flat_param, wire_);  // every rank, the owner too, adds the same rounded updates
     return;
   }
   allgather_tensor(group_.flat_param, comm_);
-  count(tally, group_.flat_param.numel() * static_cast<std::int64_t>(sizeof(float)), 1.0, seconds_since(t0));
+  count(tally, group_.flat_param.numel() * static_cast<std::int64_t>(sizeof(float)), 1.0);
 }
 
 std::array<torch::Tensor, 2> GroupOptimizer::full_moments() {

@@ -46,6 +46,8 @@ if [[ $# -ne 2 ]]; then
 fi
 BIN_DIR=$(readlink -f "$1")
 SRC_DIR=$(readlink -f "$2")
+# shellcheck source=tests/common/script_test.sh
+source "$SRC_DIR/tests/common/script_test.sh"
 LAUNCHER=$SRC_DIR/launch/emulated_mpirun.sh
 RUN_LOCAL=$SRC_DIR/launch/run_local.sh
 CONFIG=$SRC_DIR/configs/quickstart.yaml
@@ -148,19 +150,10 @@ cleanup() {
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
     ip netns del "$ns" 2>/dev/null
   done
-  if [[ "${KEEP_TMP:-0}" == "1" ]]; then
-    say "kept $TMP"
-  else
-    rm -rf "$TMP"
-  fi
-  say "finished in $((SECONDS - T0)) s with status $rc"
-  exit "$rc"
+  script_test_finish "$rc"
 }
 trap cleanup EXIT
-for sig in INT TERM HUP; do
-  # shellcheck disable=SC2064  # $sig now
-  trap "say 'FAIL: interrupted by SIG$sig'; exit 1" "$sig"
-done
+script_test_trap_interrupts
 export OMP_NUM_THREADS=1 RECVAE_PLOT=0
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 cd "$TMP" || fail "cd $TMP"

@@ -45,6 +45,8 @@ fi
 DIST_BIN=$(readlink -f "$1")
 SYNTH_BIN=$(readlink -f "$2")
 SRC_DIR=$(readlink -f "${3:-$(dirname "$0")/../..}")
+# shellcheck source=tests/common/script_test.sh
+source "$SRC_DIR/tests/common/script_test.sh"
 TEMPLATE=$SRC_DIR/launch/slurm_recvae.sbatch
 EPOCHS=8
 BUDGET_S=${TEST_BUDGET_S:-330}
@@ -182,19 +184,10 @@ cleanup() {
     [[ -n "$pids" ]] && kill -KILL $pids 2>/dev/null
   fi
   stop_child "$munged_pid" 5
-  if [[ "${KEEP_TMP:-0}" == "1" ]]; then
-    say "kept $TMP"
-  else
-    rm -rf "$TMP"
-  fi
-  say "finished in $((SECONDS - T0)) s with status $rc"
-  exit "$rc"
+  script_test_finish "$rc"
 }
 trap cleanup EXIT
-for sig in INT TERM HUP; do
-  # shellcheck disable=SC2064  # $sig now
-  trap "say 'FAIL: interrupted by SIG$sig'; exit 1" "$sig"
-done
+script_test_trap_interrupts
 
 dump() {
   local f

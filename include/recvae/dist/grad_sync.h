@@ -32,10 +32,8 @@ struct GradGroup {
 
 /// The wire type of a float32 or bfloat16 tensor.
 WireType wire_type_of(const torch::Tensor& t);
-/// Sums the group's gradient buffer across ranks (staged through the host when an MPI
-/// communicator meets CUDA tensors).
-void allreduce_group(GradGroup& group, Communicator& comm);
-/// In-place sum of a contiguous float32 or bfloat16 tensor across ranks (same staging rule).
+/// In-place sum of a contiguous float32 or bfloat16 tensor across ranks (staged through the host
+/// when an MPI communicator meets CUDA tensors).
 void allreduce_tensor(torch::Tensor t, Communicator& comm);
 /// Sum across ranks of `send` (size() blocks of recv.numel() elements); block rank() into
 /// `recv`. Both contiguous, of one wire type (same staging rule).

@@ -17,9 +17,8 @@ struct SyncOptions {
   WireType wire = WireType::kFloat32;  ///< dist.grad_dtype: the gradients' type on the wire
 };
 
-/// Time in gradient collectives and what they moved, summed over steps.
+/// What the gradient collectives moved, summed over steps (their time is StepBreakdown::comm).
 struct CommTally {
-  double seconds = 0;              ///< wall time inside the collectives
   std::int64_t payload_bytes = 0;  ///< the collectives' buffer sizes (what one rank hands over)
   std::int64_t wire_bytes = 0;     ///< bytes each rank sends with ring algorithms (2(N-1)/N per all-reduce)
   std::int64_t collectives = 0;    ///< collectives issued
@@ -54,7 +53,7 @@ class GroupOptimizer {
 
  private:
   torch::Tensor shard_of(const torch::Tensor& flat) const { return flat.narrow(0, lo_, len_); }
-  void count(CommTally& tally, std::int64_t payload, double ring_factor, double seconds) const;
+  void count(CommTally& tally, std::int64_t payload, double ring_factor) const;
 
   GradGroup& group_;
   double lr_;
@@ -62,7 +61,8 @@ class GroupOptimizer {
   Communicator& comm_;
   std::int64_t lo_ = 0, len_ = 0;  // this rank's part of the flat buffers
   torch::Tensor grad_shard_;       // sharded: the reduced gradient of this rank's part
-  torch::Tensor updates_;          // sharded bf16: every rank's rounded Adam updates (padded group)
+  torch::Tensor wire_;             // bf16: the padded group on the wire (gradients, then a sharded step's updates)
+  torch::Tensor wire_shard_;       // sharded bf16: this rank's part of the reduced gradients
   torch::Tensor exp_avg_, exp_avg_sq_;
   std::int64_t steps_ = 0;
 };
