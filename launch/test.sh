@@ -23,7 +23,7 @@ echo "== test.sh: configuration 1 (default) in $BUILD_DIR"
 BUILD_DIR=$BUILD_DIR bash launch/setup/build.sh
 if grep -q 'RECVAE_NCCL_BUILT:INTERNAL=ON' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null && [[ "${SKIP_CPUONLY:-0}" != "1" ]]; then
   echo "== test.sh: configuration 2 (cpu-only: -DRECVAE_WITH_NCCL=OFF) in build-cpuonly"
-  BUILD_DIR=build-cpuonly CMAKE_ARGS="${CMAKE_ARGS:-} -DRECVAE_WITH_NCCL=OFF -DRECVAE_WITH_LAPACK=OFF -DRECVAE_BUILD_TESTS=OFF" \
+  BUILD_DIR=build-cpuonly CMAKE_ARGS="${CMAKE_ARGS:-} -DRECVAE_WITH_NCCL=OFF -DRECVAE_WITH_LAPACK=OFF -DRECVAE_WITH_SCALAPACK=OFF -DRECVAE_BUILD_TESTS=OFF" \
     bash launch/setup/build.sh
   bash launch/setup/smoke_run.sh build-cpuonly
 else

@@ -14,10 +14,12 @@ packages=(
   libopenblas0-openmp     # optimised BLAS: Debian's libtorch is ~17x slower on the reference BLAS
   liblapack-dev           # EASE's in-place inverse (potrf/potri; OpenBLAS's through the alternatives)
   libopenmpi-dev openmpi-bin
+  libscalapack-openmpi-dev  # EASE solved across ranks (ease.solver: distributed)
   libhdf5-dev
   libyaml-cpp-dev
   libgtest-dev
   python3 python3-numpy python3-h5py python3-matplotlib  # launch/ plots, compare tables, the export example
+  python3-yaml            # launch/sweep.sh (sweep files, the winner's config)
   zlib1g-dev              # gzip-compressed raw inputs
   iproute2                # emulated nodes (launch/emulated_mpirun.sh, run_local.sh --nodes): ip netns, tc
 )

@@ -30,6 +30,8 @@ std::string usage() {
          "                  (--set \"ease.lambda=[100, 400]\"); one entry of a mapping: --set "
          "model.implicit_slim.every=5\n"
          "  --resume        continue from output.dir's latest checkpoint (any number of ranks)\n"
+         "  --check         check the config and the overrides (keys, types, ranges) and exit: 0 valid, 2 not;\n"
+         "                  reads neither the data nor any checkpoint (sweeps check every trial before the first)\n"
          "  --config-keys   print every config key with its default and meaning (Markdown rows) and exit\n"
          "  --help          this text\n"
          "\n"
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
   bool resume = false;
+  bool check_only = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -55,6 +58,8 @@ int main(int argc, char** argv) {
     } else if (a == "--config-keys") {
       for (const auto& row : recvae::config_key_rows(recvae::config_section_types())) std::printf("%s\n", row.c_str());
       return 0;
+    } else if (a == "--check") {
+      check_only = true;
     } else if (a == "--resume") {
       resume = true;
     } else if (a == "--set" && i + 1 < argc) {
@@ -76,6 +81,13 @@ int main(int argc, char** argv) {
     return recvae::kExitInputError;
   }
 
+  if (check_only)
+    return recvae::run_guarded("recvae_dist", [&] {
+      recvae::Config config = recvae::load_config(config_path, overrides);
+      recvae::apply_model_defaults(config);
+      std::printf("recvae_dist: %s: config valid (model.type %s)\n", config_path.c_str(), config.model.type.c_str());
+      return 0;
+    });
   recvae::configure_host_allocator();
   return recvae::run_guarded_job("recvae_dist", [&](std::unique_ptr<recvae::Communicator>& comm) {
     const recvae::Config config = recvae::load_config(config_path, overrides);

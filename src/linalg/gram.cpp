@@ -11,6 +11,7 @@
 
 #include "recvae/data/csr.h"
 #include "recvae/dist/comm.h"
+#include "recvae/linalg/block_cyclic.h"
 #include "recvae/linalg/thread_count.h"
 
 namespace recvae {
@@ -29,20 +30,34 @@ namespace recvae {
 // exact below 2^24 co-occurrences per item pair, so binary data still gives the same G at every
 // world size; weighted data loses that bit-for-bit guarantee across world sizes (not across
 // thread counts). A float32 G is reduced by the backend's data collective (NCCL on GPUs).
+//
+// Split over the ranks (EASE's distributed solver, BlockCyclicColumns): no rank forms the whole
+// G. The columns go in rounds of whole cycles (ranks x block columns each); in a round every rank
+// sums, from its own users, a panel holding the round's columns grouped by the rank that owns
+// them (G is symmetric: a column is a row, which is what sum_outer_products writes), and one
+// reduce-scatter leaves each rank the sum of its own group, straight in its local columns. A
+// round's panel is about 1/16 of a rank's share, so the peak stays near 1/N of G plus that. The
+// sums, and so the exactness argument above, are the same as the all-reduce's. float64 has no
+// reduce-scatter in the Communicator: its panels are all-reduced and each rank keeps its group.
 
 namespace {
 
+// Rows of G for the items `row_of` maps to a row of `out` (row_of[i] < 0: not wanted; row_of
+// empty: every item, row i): out[row_of[i]] += x_ui x_u over the users. Threads split the rows of
+// `out` in blocks; each scans every user row and writes only its block, so there are no races and
+// each entry receives its additions in user order, whatever the thread count.
 template <typename T>
-void sum_outer_products(const CsrMatrix& x, T* out, std::int64_t n, int threads) {
-  const std::int64_t blocks = std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n));
+void sum_outer_products(const CsrMatrix& x, T* out, std::int64_t n, std::int64_t out_rows,
+                        const std::vector<std::int64_t>& row_of, int threads) {
+  const std::int64_t blocks = std::max<std::int64_t>(1, std::min<std::int64_t>(threads, out_rows));
   const ThreadCount thread_count(threads);
   at::parallel_for(0, blocks, 1, [&](std::int64_t b0, std::int64_t b1) {
     for (std::int64_t b = b0; b < b1; ++b) {
-      const std::int64_t lo = n * b / blocks, hi = n * (b + 1) / blocks;  // rows of G this block owns
+      const std::int64_t lo = out_rows * b / blocks, hi = out_rows * (b + 1) / blocks;  // rows this block owns
       for (std::int64_t r = 0; r < x.rows; ++r) {
         const std::int64_t s = x.indptr[r] - x.indptr[0], e = x.indptr[r + 1] - x.indptr[0];
         for (std::int64_t p = s; p < e; ++p) {
-          const std::int64_t i = x.indices[p];
+          const std::int64_t i = row_of.empty() ? x.indices[p] : row_of[static_cast<size_t>(x.indices[p])];
           if (i < lo || i >= hi) continue;
           T* row = out + i * n;
           const T xi = static_cast<T>(x.data[p]);
@@ -53,17 +68,20 @@ void sum_outer_products(const CsrMatrix& x, T* out, std::int64_t n, int threads)
   });
 }
 
+void sum_outer_products(const CsrMatrix& x, torch::Tensor& out, const std::vector<std::int64_t>& row_of, int threads) {
+  if (out.scalar_type() == torch::kFloat64)
+    sum_outer_products(x, out.data_ptr<double>(), x.cols, out.size(0), row_of, threads);
+  else if (out.scalar_type() == torch::kFloat32)
+    sum_outer_products(x, out.data_ptr<float>(), x.cols, out.size(0), row_of, threads);
+  else
+    throw std::logic_error("gram: float64 or float32 only");
+}
+
 }  // namespace
 
 torch::Tensor local_gram(const CsrMatrix& x, int threads, torch::ScalarType dtype) {
-  const std::int64_t n = x.cols;
-  auto g = torch::zeros({n, n}, dtype);
-  if (dtype == torch::kFloat64)
-    sum_outer_products(x, g.data_ptr<double>(), n, threads);
-  else if (dtype == torch::kFloat32)
-    sum_outer_products(x, g.data_ptr<float>(), n, threads);
-  else
-    throw std::logic_error("local_gram: float64 or float32 only");
+  auto g = torch::zeros({x.cols, x.cols}, dtype);
+  sum_outer_products(x, g, {}, threads);
   return g;
 }
 
@@ -107,6 +125,63 @@ torch::Tensor distributed_gram(const CsrMatrix& rows, Communicator& comm, int th
                  dtype == torch::kFloat64 ? "float64" : "float32",
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return g;
+}
+
+torch::Tensor distributed_gram_block_cyclic(const CsrMatrix& rows, const BlockCyclicColumns& layout, Communicator& comm,
+                                            int threads, torch::ScalarType dtype, torch::Device staging) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::int64_t n = rows.cols, nb = layout.block, ranks = layout.ranks;
+  if (layout.n != n || layout.ranks != comm.size() || layout.rank != comm.rank())
+    throw std::logic_error("distributed_gram_block_cyclic: layout does not match the data or the ranks");
+  auto out = torch::zeros({layout.local_columns(), n}, dtype);
+  // Cycles per round: a panel of about 1/16 of a rank's share (Note [Distributed Gram]).
+  const std::int64_t cycle = nb * ranks, cycles = (n + cycle - 1) / cycle;
+  const std::int64_t per_round = std::max<std::int64_t>(1, cycles / (16 * ranks) + (cycles % (16 * ranks) != 0));
+  const std::int64_t group = per_round * nb;  // columns of one rank in a full round
+  auto panel = torch::empty({ranks * group, n}, dtype);
+  torch::Tensor wire_send, wire_recv;  // staging copies on the GPU for NCCL
+  if (staging.is_cuda()) {
+    wire_send = torch::empty_like(panel, panel.options().device(staging));
+    wire_recv = torch::empty({group, n}, panel.options().device(staging));
+  }
+  auto last = torch::Tensor();  // receive buffer of a short last round
+  std::vector<std::int64_t> row_of(static_cast<size_t>(n), -1);
+  for (std::int64_t c0 = 0; c0 < cycles; c0 += per_round) {
+    const std::int64_t lo = c0 * cycle, hi = std::min(n, (c0 + per_round) * cycle);
+    std::fill(row_of.begin(), row_of.end(), -1);
+    for (std::int64_t j = lo; j < hi; ++j)
+      row_of[static_cast<size_t>(j)] = layout.owner(j) * group + (layout.local_index(j) - c0 * nb);
+    panel.zero_();
+    sum_outer_products(rows, panel, row_of, threads);
+    const std::int64_t first = c0 * nb;  // this rank's first local column in the round
+    const std::int64_t mine = std::min(group, layout.local_columns() - first);
+    auto dest = out.narrow(0, first, mine);
+    if (dtype == torch::kFloat64) {
+      comm.allreduce_sum_host(panel.data_ptr<double>(), static_cast<std::size_t>(panel.numel()));
+      dest.copy_(panel.narrow(0, layout.rank * group, mine));
+      continue;
+    }
+    if (dtype != torch::kFloat32) throw std::logic_error("distributed_gram_block_cyclic: float64 or float32 only");
+    const auto block = static_cast<std::size_t>(group * n);
+    if (staging.is_cuda()) {
+      wire_send.copy_(panel);
+      comm.reduce_scatter_sum(wire_send.data_ptr<float>(), wire_recv.data_ptr<float>(), block, WireType::kFloat32);
+      dest.copy_(wire_recv.narrow(0, 0, mine));
+    } else if (mine == group) {
+      comm.reduce_scatter_sum(panel.data_ptr<float>(), dest.data_ptr<float>(), block, WireType::kFloat32);
+    } else {
+      if (!last.defined()) last = torch::empty({group, n}, panel.options());
+      comm.reduce_scatter_sum(panel.data_ptr<float>(), last.data_ptr<float>(), block, WireType::kFloat32);
+      dest.copy_(last.narrow(0, 0, mine));
+    }
+  }
+  if (comm.rank() == 0)
+    std::fprintf(stderr, "gram: %lld x %lld split over %d rank(s) (%.2f GB %s on rank 0) in %.2f s\n",
+                 static_cast<long long>(n), static_cast<long long>(n), comm.size(),
+                 static_cast<double>(out.numel()) * static_cast<double>(out.element_size()) / 1e9,
+                 dtype == torch::kFloat64 ? "float64" : "float32",
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return out;
 }
 
 torch::Tensor distributed_gram_columns(const CsrMatrix& x, const std::vector<std::int64_t>& cols, Communicator& comm) {

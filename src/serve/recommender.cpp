@@ -20,6 +20,7 @@
 #include "recvae/models/ract.h"
 #include "recvae/models/registry.h"
 #include "recvae/export/model_export.h"
+#include "recvae/models/ease.h"
 #include "recvae/util/config.h"
 #include "recvae/util/error.h"
 #include "recvae/util/run_dir.h"
@@ -148,6 +149,9 @@ Recommender::Recommender(const std::string& run_dir, const std::string& data_pat
   ctx.local_users_hi = ctx.train_users;  // as a one-rank trainer builds it (ALS checks its shards)
   ctx.device = s.device;
   ctx.data = &file;
+  // One process scores with the whole B, also that of a run that split it over its ranks
+  // (Note [Distributed EASE]): it is read from model.h5 below.
+  if (s.config.model.type == EASEConfig::kName) s.config.section<EASEConfig>().solver = "replicated";
   torch::manual_seed(s.config.train.seed);
   s.owner = std::make_unique<AnyModel>(make_model(s.config, ctx));
   s.model = &s.owner->core();
@@ -163,6 +167,13 @@ Recommender::Recommender(const std::string& run_dir, const std::string& data_pat
   } catch (const c10::Error& e) {
     throw InputError(model_path + ": cannot load as a " + s.config.model.type +
                      " model: " + e.what_without_backtrace());
+  }
+  // Weights a run kept split over its ranks reach best_model.pt empty and model.h5 whole.
+  for (auto& b : m.named_buffers()) {
+    if (b.value().numel() != 0 || !fs::exists(export_path)) continue;
+    torch::Tensor whole = read_model_export_weights(export_path, b.key());
+    torch::NoGradGuard guard;
+    if (whole.defined()) b.value().set_(whole.to(b.value().options()));
   }
   const auto loaded = m.named_parameters();
   for (const auto& [name, sizes] : expected) {

@@ -16,6 +16,8 @@
 #include "recvae/dist/device_select.h"
 #include "recvae/dist/grad_sync.h"
 #include "recvae/eval/evaluator.h"
+#include "recvae/eval/sharded_top_k.h"
+#include "recvae/models/column_shards.h"
 #include "recvae/export/model_export.h"
 #include "recvae/models/registry.h"
 #include "recvae/train/best_epoch.h"
@@ -112,6 +114,7 @@ struct Trainer::Impl {
   CandidateModel* candidates = nullptr;  // a candidate model (checkpoints hold its fit progress)
   BestEpoch best;
   RunResult result;
+  int epochs_run = -1;  // epochs trained when an epoch-style run finishes (fewer on train.patience)
 
   Impl(const Config& c, Communicator& cm) : cfg(c), comm(cm) {}
 
@@ -121,6 +124,8 @@ struct Trainer::Impl {
   }
   MetricSums evaluate(bool test_split) {
     const HeldOutShard& shard = test_split ? data.test : data.validation;
+    if (ColumnShardedScores* sharded = core->column_shards())
+      return reduce_metrics(evaluate_column_sharded(*sharded, shard, cfg.eval.batch_size, comm, threads), comm);
     return reduce_metrics(evaluate_model_local(*core, shard, cfg.eval.batch_size, device, threads), comm);
   }
   CheckpointContents contents() {
@@ -385,9 +390,24 @@ bool Trainer::Impl::train_step_epoch(StepModel& m, int epoch, const TrainingPosi
   return true;
 }
 
+// Note [Patience]
+// ~~~
+// With train.patience K > 0 a run stops once validation NDCG@100 has not improved for K epochs
+// (a checkpoint is written there); the test still uses the best epoch. The rule looks only at
+// the epochs done and the best one, both in the checkpoint, so a resumed run that had stopped
+// stops again at once, and one resumed with a larger train.epochs (a sweep promoting a trial to
+// the next rung) goes on only while patience lasts.
 bool Trainer::Impl::run_epochs(const TrainingPosition& pos, EpochReport& report,
                                const std::function<bool(int, const TrainingPosition&, EpochFigures&)>& train_epoch) {
   const int epochs = cfg.train.epochs;
+  // Note [Patience].
+  auto patience_spent = [&](int done) {
+    return cfg.train.patience > 0 && best.epoch() > 0 && done - best.epoch() >= cfg.train.patience;
+  };
+  if (patience_spent(pos.epoch) && pos.epoch < epochs) {
+    epochs_run = pos.epoch;
+    return true;
+  }
   for (int epoch = pos.epoch; epoch < epochs; ++epoch) {
     EpochFigures e;
     e.epoch = epoch + 1;
@@ -401,12 +421,23 @@ bool Trainer::Impl::run_epochs(const TrainingPosition& pos, EpochReport& report,
     const bool last = epoch + 1 == epochs;
     const bool due = cfg.output.checkpoint_every > 0 && (epoch + 1) % cfg.output.checkpoint_every == 0;
     const bool stop = stop_agreed(comm);
-    if (due || last || stop) save_checkpoint({epoch + 1, 0, 0});
+    const bool patient = !last && patience_spent(epoch + 1);
+    if (due || last || stop || patient) save_checkpoint({epoch + 1, 0, 0});
+    if (patient) {
+      if (root)
+        std::fprintf(stderr,
+                     "recvae: no better validation NDCG@100 for %d epoch(s) (best: epoch %d); stopping after epoch %d "
+                     "of %d (train.patience)\n",
+                     epoch + 1 - best.epoch(), best.epoch(), epoch + 1, epochs);
+      epochs_run = epoch + 1;
+      return true;
+    }
     if (stop && !last) {
       if (root) std::fprintf(stderr, "recvae: stop requested: checkpoint written after epoch %d; exiting\n", epoch + 1);
       return false;
     }
   }
+  epochs_run = epochs;
   return true;
 }
 
@@ -423,11 +454,18 @@ void Trainer::Impl::finish(RunLog& log, int epochs, const std::string& best_fit,
     core->module().save(archive);
     archive.save_to(tmp);
     std::filesystem::rename(tmp, path);
-    // The same weights for readers outside libtorch (h5py, the HDF5 C API): data/README.md.
-    write_model_export(run.model_export(), *core, cfg.to_yaml(), SplitFile(cfg.data.path).read_item_ids());
   }
+  // The same weights for readers outside libtorch (h5py, the HDF5 C API): data/README.md. Weights
+  // split over the ranks reach the file only there (Note [Distributed EASE]).
+  if (cfg.output.save_model && core->column_shards() != nullptr)
+    write_model_export_sharded(run.model_export(), *core, cfg.to_yaml(), SplitFile(cfg.data.path).read_item_ids(),
+                               comm);
+  else if (root && cfg.output.save_model)
+    write_model_export(run.model_export(), *core, cfg.to_yaml(), SplitFile(cfg.data.path).read_item_ids());
   JsonObject fin;
   fin.add("model", core->type()).add("best_epoch", result.best_epoch).add("epochs", epochs);
+  if (epochs_run >= 0) fin.add("epochs_run", epochs_run);
+  fin.add("stopped_early", epochs_run >= 0 && epochs_run < epochs);
   if (!best_fit.empty()) fin.add("best_fit", best_fit);
   fin.add("ndcg@100", result.test.mean_ndcg100())
       .add("recall@20", result.test.mean_recall20())

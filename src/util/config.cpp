@@ -284,12 +284,17 @@ void declare_common(const std::string& name, Config& c, KeyTable& t, const std::
         "intra-op threads per rank; 0 = cores of the node / ranks on the node, at most the CPUs of the rank's "
         "affinity mask (mpirun binds a rank to one core unless given `--bind-to none`; rank 0 warns when "
         "`train.threads` exceeds its mask), and no more than the CPUs that other processes leave free at the start "
-        "(sampled for 0.2 s; rank 0 says when it takes fewer). Keep ranks x threads (plus any other job's threads) at or below the "
+        "(sampled for 0.2 s; rank 0 says when it takes fewer). Keep ranks x threads (plus any other job's threads) at "
+        "or below the "
         "cores: OpenMP threads spin when the cores are oversubscribed, and small-matrix work (ALS solves, "
         "evaluation) slows by far more than the share lost (a WMF epoch on Gowalla at dim 64: 2 s alone, 160 s beside "
         "four other busy threads on 2 cores)");
     t.num("max_steps_per_pass", c.train.max_steps_per_pass, 0, 1LL << 40,
           "> 0 truncates every pass (smoke tests, benchmarks)");
+    t.num("patience", c.train.patience, 0, 1 << 30,
+          "> 0: stop training once validation NDCG@100 has not improved for this many epochs (the best epoch is still "
+          "the one tested and saved; `final.json` says `stopped_early`); 0: run every epoch. Closed forms (EASE, "
+          "SLIM) ignore it");
     t.text("precision", c.train.precision, {"fp32", "tf32"},
            "`tf32`: CUDA matrix products in TF32 (faster on Ampere/Hopper; no effect on CPU)");
   } else if (name == "eval") {

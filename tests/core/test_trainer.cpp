@@ -270,6 +270,47 @@ TEST_F(TrainerTest, ShortRunBeatsPopularityAndWritesTheRunDirectory) {
   EXPECT_NO_THROW(load_config(c.output.dir + "/config.yaml"));
 }
 
+// train.patience (Note [Patience]): a run stops once validation has not improved for K epochs,
+// tests its best epoch, and a resume with more epochs stops again at once.
+TEST_F(TrainerTest, PatienceStopsAfterKEpochsWithoutImprovement) {
+  auto comm = make_mpi_communicator();
+  Config c = small_config(*data_, scratch_dir("patience"));
+  c.train.epochs = 14;
+  c.train.lr = 3e-2;  // overfits the small set within a few epochs
+  c.train.patience = 2;
+  c.eval.popularity_baseline = false;
+  auto epoch_lines = [&] {
+    std::ifstream metrics(c.output.dir + "/metrics.jsonl");
+    int lines = 0;
+    for (std::string line; std::getline(metrics, line);) lines += !line.empty();
+    return lines;
+  };
+  auto final_json = [&] {
+    std::ifstream fin(c.output.dir + "/final.json");
+    std::stringstream ss;
+    ss << fin.rdbuf();
+    return ss.str();
+  };
+  RunResult r = Trainer(c, *comm).run();
+  const int ran = epoch_lines();
+  ASSERT_LT(ran, c.train.epochs) << "the run never stopped early: the test no longer exercises patience";
+  EXPECT_EQ(ran, r.best_epoch + c.train.patience);
+  EXPECT_NE(final_json().find("\"stopped_early\": true"), std::string::npos) << final_json();
+  EXPECT_NE(final_json().find("\"epochs_run\": " + std::to_string(ran)), std::string::npos) << final_json();
+  // Promoted to more epochs (a sweep's next rung): nothing improved since, so it stops at once.
+  c.train.epochs = 30;
+  RunResult again = Trainer(c, *comm).run(/*resume=*/true);
+  EXPECT_EQ(epoch_lines(), ran);
+  EXPECT_EQ(again.best_epoch, r.best_epoch);
+  EXPECT_DOUBLE_EQ(again.test.ndcg100, r.test.ndcg100);
+  // Without patience the same run goes on.
+  c.train.patience = 0;
+  c.train.epochs = ran + 1;
+  Trainer(c, *comm).run(/*resume=*/true);
+  EXPECT_EQ(epoch_lines(), ran + 1);
+  EXPECT_NE(final_json().find("\"stopped_early\": false"), std::string::npos) << final_json();
+}
+
 TEST_F(TrainerTest, CliReportsBadInputWithExitCode2) {
   const std::string dir = scratch_dir("cli");
   testing::write_text(dir + "/bad_key.yaml", "data: {path: " + *data_ + "}\ntrain: {learning_rate: 1}\n");
@@ -289,6 +330,16 @@ TEST_F(TrainerTest, CliReportsBadInputWithExitCode2) {
   r = testing::run_command(std::string(RECVAE_DIST_BIN) + " --help");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("usage: recvae_dist"), std::string::npos);
+
+  // --check validates without reading the data (missing.yaml's file does not exist).
+  r = testing::run_command(std::string(RECVAE_DIST_BIN) + " " + dir + "/missing.yaml --check --set model.type=wmf");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("config valid (model.type wmf)"), std::string::npos) << r.output;
+  r = testing::run_command(std::string(RECVAE_DIST_BIN) + " " + dir + "/missing.yaml --check --set wmf.dimm=3");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("wmf.dimm"), std::string::npos) << r.output;
+  r = testing::run_command(std::string(RECVAE_DIST_BIN) + " " + dir + "/bad_key.yaml --check");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
 }
 
 }  // namespace

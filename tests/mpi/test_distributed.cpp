@@ -19,7 +19,11 @@
 #include "recvae/data/sharding.h"
 #include "recvae/models/cdae.h"
 #include "recvae/models/ease.h"
+#include "recvae/data/h5_io.h"
+#include "recvae/linalg/block_cyclic.h"
+#include "recvae/linalg/distributed_spd_inverse.h"
 #include "recvae/linalg/gram.h"
+#include "recvae/util/error.h"
 #include "recvae/models/implicit_slim.h"
 #include "recvae/models/slim.h"
 #include "recvae/models/wmf.h"
@@ -359,6 +363,121 @@ TEST(DistributedEASE, GramAndFitEqualSingleProcess) {
               1e-9 * both.single.test.ndcg100);  // sums in another order
   EXPECT_TRUE(torch::equal(dynamic_cast<EASEModel&>(both.dist_trainer->model()).weights(),
                            dynamic_cast<EASEModel&>(both.single_trainer->model()).weights()));
+}
+
+// EASE solved across ranks (Note [Distributed EASE]): the Gram reduced into the block-cyclic
+// layout holds G's columns exactly, the ScaLAPACK inverse equals the whole matrix's, and a whole
+// run with the split B (its evaluation merging top-k lists, its model.h5 written by every rank)
+// gives the replicated solve's B, best fit and metrics.
+TEST(DistributedEASE, SplitSolveEqualsReplicated) {
+  if (!scalapack_available()) GTEST_SKIP() << "this build has no ScaLAPACK";
+  auto world = make_mpi_communicator();
+  SplitFile file(data_file());
+  const RowRange r = shard_of(file, split::kTrain, world_rank(), world_size());
+  const CsrMatrix mine = file.read_rows(split::kTrain, r.lo, r.hi);
+  const CsrMatrix all = file.read_rows(split::kTrain, 0, file.num_rows(split::kTrain));
+  const torch::Tensor g = local_gram(all, 1);
+  const std::int64_t n = g.size(0);
+  // Blocks of 7: uneven ranks, several Gram rounds and a short last one.
+  const BlockCyclicColumns layout(n, 7, world_size(), world_rank());
+  const auto cols = torch::tensor(layout.global_columns(), torch::kLong);
+  for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    torch::Tensor a = distributed_gram_block_cyclic(mine, layout, *world, 1, dtype);
+    ASSERT_EQ(a.size(0), layout.local_columns());
+    EXPECT_TRUE(torch::equal(a.to(torch::kFloat64), g.index_select(0, cols))) << dtype;
+    const double lambda = 20.0;
+    a.index_put_({torch::arange(cols.size(0)), cols}, a.index({torch::arange(cols.size(0)), cols}) + lambda);
+    ASSERT_EQ(invert_spd_distributed(a, layout, *world, 1), 0);
+    const torch::Tensor p = torch::inverse(g + lambda * torch::eye(n, torch::kFloat64));
+    const double tol = dtype == torch::kFloat64 ? 1e-10 : 1e-4;
+    EXPECT_LT((a.to(torch::kFloat64) - p.index_select(0, cols)).abs().max().item<double>(),
+              tol * p.abs().max().item<double>())
+        << dtype;
+  }
+  // A matrix that is not positive definite is reported by every rank alike.
+  torch::Tensor bad = -distributed_gram_block_cyclic(mine, layout, *world, 1, torch::kFloat64);
+  EXPECT_GT(invert_spd_distributed(bad, layout, *world, 1), 0);
+
+  for (const std::string precision : {"float64", "float32"}) {
+    Config c = model_config("ease", "ease_split_" + precision, 64);
+    c.eval.popularity_baseline = false;
+    c.section<EASEConfig>().lambda = {10.0, 100.0};
+    c.section<EASEConfig>().precision = precision;
+    c.section<EASEConfig>().solver = "distributed";
+    const std::string split_dir = c.output.dir;
+    Trainer split(c, *world);
+    const RunResult got = split.run();
+    auto& split_model = dynamic_cast<EASEModel&>(split.model());
+    ASSERT_TRUE(split_model.distributed());
+    auto self = make_mpi_self_communicator();
+    c.section<EASEConfig>().solver = "replicated";
+    c.output.dir += "/single_" + std::to_string(world_rank());
+    Trainer single(c, *self);
+    const RunResult want = single.run();
+    const torch::Tensor b = dynamic_cast<EASEModel&>(single.model()).weights();
+    const double tol = precision == "float64" ? 1e-9 : 1e-4;
+    // Row c of the local block is column local_items()[c] of B.
+    const auto mine_cols = torch::tensor(split_model.local_items(), torch::kLong);
+    EXPECT_LT((split_model.local_weights() - b.index_select(1, mine_cols).t()).abs().max().item<double>(),
+              tol * b.abs().max().item<double>())
+        << precision;
+    EXPECT_EQ(got.best_epoch, want.best_epoch) << precision;
+    EXPECT_EQ(got.test.users, want.test.users);
+    // float64: the same lists; float32: B differs in its last bits, which may swap near-ties.
+    const double metric_tol = precision == "float64" ? 1e-9 : 2e-3;
+    EXPECT_NEAR(got.test.mean_ndcg100(), want.test.mean_ndcg100(), metric_tol) << precision;
+    EXPECT_NEAR(got.test.mean_recall20(), want.test.mean_recall20(), metric_tol) << precision;
+    EXPECT_NEAR(got.best_validation.mean_ndcg100(), want.best_validation.mean_ndcg100(), metric_tol) << precision;
+    // model.h5 holds the whole B, written column block by column block by every rank.
+    if (world_rank() == 0) {
+      h5::Handle f(H5Fopen((split_dir + "/model.h5").c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+      ASSERT_GE(f.get(), 0);
+      h5::Handle ds(H5Dopen2(f.get(), "weights/B", H5P_DEFAULT), H5Dclose);
+      ASSERT_GE(ds.get(), 0);
+      std::vector<double> whole(static_cast<size_t>(n * n));
+      ASSERT_GE(H5Dread(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, whole.data()), 0);
+      const torch::Tensor exported = torch::from_blob(whole.data(), {n, n}, torch::kFloat64);
+      EXPECT_LT((exported - b.to(torch::kFloat64)).abs().max().item<double>(), tol * b.abs().max().item<double>());
+    }
+    // recvae_recommend's loader (every rank builds one) takes the whole B from there: best_model.pt holds it empty.
+    Recommender rec(split_dir, "", "cpu", 1);
+    const torch::Tensor loaded = dynamic_cast<EASEModel&>(rec.model()).weights();
+    ASSERT_EQ(loaded.sizes(), b.sizes());
+    EXPECT_LT((loaded.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>(),
+              tol * b.abs().max().item<double>());
+    MPI_Barrier(MPI_COMM_WORLD);
+  }
+}
+
+// The memory refusal names the distributed route; auto picks it when the replicated solve does not fit.
+TEST(DistributedEASE, MemoryLimitChoosesOrNamesTheDistributedSolver) {
+  ModelContext ctx;
+  ctx.items = 20000;  // 3.2 GB in float64, 1.6 GB per rank split over two
+  ctx.world_size = 2;
+  ctx.rank = 0;
+  EASEConfig c;
+  c.memory_limit_gb = 2.0;
+  c.solver = "replicated";
+  try {
+    EASEModel m(c, ctx);
+    ADD_FAILURE() << "a replicated fit above the limit was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(scalapack_available() ? "ease.solver: distributed" : "ScaLAPACK"),
+              std::string::npos)
+        << e.what();
+  }
+  if (!scalapack_available()) return;
+  c.solver = "auto";
+  EXPECT_TRUE(EASEModel(c, ctx).distributed());
+  c.memory_limit_gb = 4.0;
+  EXPECT_FALSE(EASEModel(c, ctx).distributed());
+  c.memory_limit_gb = 0.5;  // not even split over two
+  try {
+    EASEModel m(c, ctx);
+    ADD_FAILURE() << "a split fit above the limit was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("more ranks"), std::string::npos) << e.what();
+  }
 }
 
 // SLIM: every rank solves its own item columns; the gathered W equals one process's.

@@ -10,6 +10,7 @@
 namespace recvae {
 
 struct CsrMatrix;
+struct BlockCyclicColumns;
 class Communicator;
 
 /// X^T X of `rows` ([cols, cols], dense, float64 or float32) on the host, computed with
@@ -24,6 +25,13 @@ void reduce_gram(torch::Tensor& g, Communicator& comm, std::int64_t chunk_bytes 
 /// Rank 0 reports its size and time.
 torch::Tensor distributed_gram(const CsrMatrix& rows, Communicator& comm, int threads,
                                torch::ScalarType dtype = torch::kFloat64, torch::Device staging = torch::kCPU);
+/// This rank's columns of G (`layout`; [layout.local_columns(), items] in `dtype`, host) from
+/// every rank's rows, reduced round by round straight into the layout, so that no rank holds the
+/// whole G (a collective; Note [Distributed Gram]). float32 goes through the backend's data
+/// collective, staged through `staging` memory (a GPU for NCCL). Rank 0 reports its size and time.
+torch::Tensor distributed_gram_block_cyclic(const CsrMatrix& rows, const BlockCyclicColumns& layout, Communicator& comm,
+                                            int threads, torch::ScalarType dtype = torch::kFloat32,
+                                            torch::Device staging = torch::kCPU);
 /// Columns `cols` of G (float64 [items, cols.size()]) from the sparse rows of every rank,
 /// without forming G (a collective): for checks of a solve that has overwritten G.
 torch::Tensor distributed_gram_columns(const CsrMatrix& rows, const std::vector<std::int64_t>& cols,

@@ -9,7 +9,9 @@
 #include <utility>
 #include <vector>
 
+#include "recvae/linalg/block_cyclic.h"
 #include "recvae/models/closed_form.h"
+#include "recvae/models/column_shards.h"
 #include "recvae/util/config.h"
 
 namespace recvae {
@@ -22,6 +24,7 @@ struct EASEConfig : Section<EASEConfig> {
   std::vector<double> lambda{500.0};  ///< L2 weights to fit; the best on validation NDCG@100 is kept
   double memory_limit_gb = 0;         ///< refuse a fit needing more host memory per rank; 0: 80% of the node's
   std::string precision = "float64";  ///< float64 | float32: the Gram matrix, its inverse and B
+  std::string solver = "auto";        ///< auto | replicated | distributed (Note [Distributed EASE])
   void declare(KeyTable& keys) override;
 };
 
@@ -37,24 +40,41 @@ void ease_weights_in_place(torch::Tensor& a, double lambda, const torch::Tensor&
                            const std::vector<std::int64_t>& cols, int threads);
 /// Peak host bytes per rank of an EASE fit on `items` items ("float64" or "float32") on `device`.
 double ease_fit_bytes(std::int64_t items, const std::string& precision, const torch::Device& device);
+/// Peak host bytes per rank of an EASE fit split over `ranks` ranks (ease.solver: distributed).
+double ease_distributed_fit_bytes(std::int64_t items, const std::string& precision, int ranks);
 
 /// EASE behind the Model interface: no passes; one candidate fit per lambda (Note [Closed-form
 /// models] in model.cpp); G is recomputed for each (cheap next to the solve), never kept.
-class EASEModel final : public ClosedFormModel {
+class EASEModel final : public ClosedFormModel, public ColumnShardedScores {
  public:
-  /// Checks that G (which becomes B) fits in ease.memory_limit_gb; B is allocated at fit time.
+  /// Picks the solver (ease.solver; auto: replicated while G fits, else distributed) and checks
+  /// that the fit fits in ease.memory_limit_gb; B is allocated at fit time.
   EASEModel(const EASEConfig& config, const ModelContext& ctx);
   std::string type() const override { return "ease"; }
   torch::Tensor scores(const SparseBatch& fold_in) override;
+  ColumnShardedScores* column_shards() override { return layout_ ? this : nullptr; }
+  const std::vector<std::int64_t>& local_items() const override { return local_items_; }
+  torch::Tensor local_scores(const CsrMatrix& rows, int threads) override;
+  const torch::Tensor& local_weights() const override { return b_local_; }
+  std::string weights_name() const override { return "B"; }
+  /// Whether B is split over the ranks (ease.solver resolved).
+  bool distributed() const { return layout_ != nullptr; }
   int fit_candidates() const override { return static_cast<int>(lambdas_.size()); }
   std::string fit(int candidate, const FitContext& ctx) override;
   std::string fit_name(int candidate) const override;
+  void release_fit() override;
   std::vector<std::pair<std::string, std::int64_t>> shape() const override { return {{"items", items_}}; }
   /// The fitted weights [items, items] (tests).
   const torch::Tensor& weights() const { return b_; }
 
  private:
   torch::Tensor b_;  // buffer "B" of module_, in the solve's precision: saved as best_model.pt
+  // Distributed solver: this rank's columns of B (not a buffer: module() holds what is
+  // replicated), their layout and global items.
+  torch::Tensor b_local_;
+  std::unique_ptr<BlockCyclicColumns> layout_;
+  std::vector<std::int64_t> local_items_;
+  std::string fit_distributed(double lambda, const FitContext& ctx);
   std::vector<double> lambdas_;
   std::int64_t items_;
   torch::Device device_;

@@ -19,6 +19,7 @@ namespace recvae {
 struct CsrMatrix;
 class Communicator;
 class SplitFile;
+class ColumnShardedScores;
 
 /// Where the model lives and what it is trained on.
 struct ModelContext {
@@ -59,6 +60,9 @@ class Model {
   virtual torch::Tensor scores(const SparseBatch& fold_in) = 0;
   /// Numbers that fix the parameter shapes; a checkpoint with other values is refused.
   virtual std::vector<std::pair<std::string, std::int64_t>> shape() const = 0;
+  /// Non-null while the model's weights are split by item columns over the ranks (then scores()
+  /// is not used: every rank scores every user for its own items; Note [Column-sharded scores]).
+  virtual ColumnShardedScores* column_shards() { return nullptr; }
 
   /// module().parameters(): the replicated parameters.
   std::vector<torch::Tensor> parameters() { return module().parameters(); }

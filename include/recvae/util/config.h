@@ -48,6 +48,7 @@ struct TrainConfig {
   std::uint64_t seed = 1337;  ///< seed of initialisation, permutations and noise
   int threads = 0;            ///< intra-op threads per rank; 0 = libtorch default
   std::int64_t max_steps_per_pass = 0;  ///< >0 truncates every pass (benchmarks, smoke tests)
+  int patience = 0;  ///< stop after this many epochs without a better validation NDCG@100 (0: never)
   std::string precision = "fp32";       ///< fp32 | tf32 (CUDA matmuls in TF32; no effect on CPU)
 };
 
