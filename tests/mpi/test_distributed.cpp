@@ -30,6 +30,7 @@
 #include "recvae/models/multvae.h"
 #include "recvae/models/ract.h"
 #include "recvae/serve/recommender.h"
+#include "recvae/train/stop_signal.h"
 #include "recvae/train/trainer.h"
 #include "recvae/models/multdae.h"
 #include "recvae/models/autorec.h"
@@ -438,6 +439,24 @@ TEST(DistributedEASE, SplitSolveEqualsReplicated) {
       ASSERT_GE(H5Dread(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, whole.data()), 0);
       const torch::Tensor exported = torch::from_blob(whole.data(), {n, n}, torch::kFloat64);
       EXPECT_LT((exported - b.to(torch::kFloat64)).abs().max().item<double>(), tol * b.abs().max().item<double>());
+    }
+    if (precision == "float64") {
+      // A stop request after the first lambda checkpoints; the split fit resumes on all ranks and,
+      // from a copy of the checkpoints, on each rank alone (a one-rank ScaLAPACK grid).
+      c.section<EASEConfig>().solver = "distributed";
+      c.output.dir = split_dir + "_stopped";
+      request_stop();
+      EXPECT_TRUE(Trainer(c, *world).run().stopped_on_signal);
+      clear_stop_request();
+      MPI_Barrier(MPI_COMM_WORLD);  // rank 0 has finished writing the checkpoint
+      const std::string copy = copy_checkpoints_for_this_rank(c.output.dir);
+      for (Communicator* comm : {world.get(), self.get()}) {
+        if (comm == self.get()) c.output.dir = copy;
+        const RunResult resumed = Trainer(c, *comm).run(/*resume=*/true);
+        EXPECT_EQ(resumed.best_epoch, want.best_epoch);
+        EXPECT_NEAR(resumed.test.mean_ndcg100(), want.test.mean_ndcg100(), metric_tol);
+        EXPECT_NEAR(resumed.best_validation.mean_ndcg100(), want.best_validation.mean_ndcg100(), metric_tol);
+      }
     }
     // recvae_recommend's loader (every rank builds one) takes the whole B from there: best_model.pt holds it empty.
     Recommender rec(split_dir, "", "cpu", 1);
