@@ -26,7 +26,8 @@ namespace recvae {
 // were the full row (every other item at -inf), so the metrics are those of the replicated
 // model, ties included. Every rank walks the batches of every rank in the same order (the
 // counts are agreed first), so the collectives match whatever the shard sizes. Only k entries
-// per user and rank travel, never a users x items block.
+// per user and rank travel (an all-gather of the lists: the Communicator has no gather, and k is
+// small), never a users x items block.
 
 namespace {
 
