@@ -45,32 +45,6 @@ bool scalapack_available() {
 #ifdef RECVAE_HAVE_SCALAPACK
 namespace {
 
-// One routine name per precision, so that the solve below is written once.
-struct Float32Routines {
-  static void potrf(const char* u, const int* n, float* a, const int* i, const int* j, const int* d, int* info) {
-    pspotrf_(u, n, a, i, j, d, info);
-  }
-  static void potri(const char* u, const int* n, float* a, const int* i, const int* j, const int* d, int* info) {
-    pspotri_(u, n, a, i, j, d, info);
-  }
-  static void tran(const int* m, const int* n, const float* al, const float* a, const int* ia, const int* ja,
-                   const int* da, const float* be, float* c, const int* ic, const int* jc, const int* dc) {
-    pstran_(m, n, al, a, ia, ja, da, be, c, ic, jc, dc);
-  }
-};
-struct Float64Routines {
-  static void potrf(const char* u, const int* n, double* a, const int* i, const int* j, const int* d, int* info) {
-    pdpotrf_(u, n, a, i, j, d, info);
-  }
-  static void potri(const char* u, const int* n, double* a, const int* i, const int* j, const int* d, int* info) {
-    pdpotri_(u, n, a, i, j, d, info);
-  }
-  static void tran(const int* m, const int* n, const double* al, const double* a, const int* ia, const int* ja,
-                   const int* da, const double* be, double* c, const int* ic, const int* jc, const int* dc) {
-    pdtran_(m, n, al, a, ia, ja, da, be, c, ic, jc, dc);
-  }
-};
-
 // A 1 x N BLACS grid over the job's ranks, released when it goes out of scope. The
 // Communicator interface is backend-neutral, so the MPI communicator is the one every backend
 // of this project runs its control collectives on: MPI_COMM_WORLD, or MPI_COMM_SELF for the
@@ -115,8 +89,10 @@ std::array<int, 9> descriptor(std::int64_t rows, std::int64_t cols, std::int64_t
   return d;
 }
 
-template <typename T, typename R>
-std::int64_t invert(torch::Tensor& a, const BlockCyclicColumns& layout, Communicator& comm, int threads) {
+// One body for both precisions: the routines of the precision come in as arguments.
+template <typename T, typename Factor, typename Transpose>
+std::int64_t invert(torch::Tensor& a, const BlockCyclicColumns& layout, Communicator& comm, int threads, Factor potrf,
+                    Factor potri, Transpose tran) {
   const BlacsGrid grid(comm);
   const ThreadCount thread_count(threads);  // OpenBLAS under PBLAS follows the OpenMP pool
   const std::int64_t n = layout.n, nb = layout.block;
@@ -125,8 +101,8 @@ std::int64_t invert(torch::Tensor& a, const BlockCyclicColumns& layout, Communic
   const char lower = 'L';
   T* p = a.data_ptr<T>();
   int info = 0;
-  R::potrf(&lower, &order, p, &one, &one, desc.data(), &info);
-  if (info == 0) R::potri(&lower, &order, p, &one, &one, desc.data(), &info);
+  potrf(&lower, &order, p, &one, &one, desc.data(), &info);
+  if (info == 0) potri(&lower, &order, p, &one, &one, desc.data(), &info);
   std::int64_t failed = info;
   comm.allreduce_max_host(&failed, 1);  // every rank returns the same answer
   if (failed < 0) throw std::logic_error("invert_spd_distributed: ScaLAPACK argument " + std::to_string(-failed));
@@ -143,7 +119,7 @@ std::int64_t invert(torch::Tensor& a, const BlockCyclicColumns& layout, Communic
     const std::int64_t width = std::min(round, n - r0);
     const auto tdesc = descriptor(n, width, nb, grid.context());
     const int rows = static_cast<int>(n), cols = static_cast<int>(width), ia = static_cast<int>(r0) + 1;
-    R::tran(&rows, &cols, &alpha, p, &ia, &one, desc.data(), &beta, t.data_ptr<T>(), &one, &one, tdesc.data());
+    tran(&rows, &cols, &alpha, p, &ia, &one, desc.data(), &beta, t.data_ptr<T>(), &one, &one, tdesc.data());
     const BlockCyclicColumns part(width, nb, layout.ranks, layout.rank);
     for (std::int64_t c = 0; c < part.local_columns(); ++c) {
       const std::int64_t j = r0 + part.global_column(c);
@@ -165,8 +141,8 @@ std::int64_t invert_spd_distributed(torch::Tensor& a, const BlockCyclicColumns& 
     throw std::invalid_argument("invert_spd_distributed: " + std::to_string(layout.local_columns()) + " x " +
                                 std::to_string(layout.n) + " elements on one rank exceed ScaLAPACK's 32-bit indices");
 #ifdef RECVAE_HAVE_SCALAPACK
-  if (a.scalar_type() == torch::kFloat64) return invert<double, Float64Routines>(a, layout, comm, threads);
-  if (a.scalar_type() == torch::kFloat32) return invert<float, Float32Routines>(a, layout, comm, threads);
+  if (a.scalar_type() == torch::kFloat64) return invert<double>(a, layout, comm, threads, pdpotrf_, pdpotri_, pdtran_);
+  if (a.scalar_type() == torch::kFloat32) return invert<float>(a, layout, comm, threads, pspotrf_, pspotri_, pstran_);
   throw std::logic_error("invert_spd_distributed: float32 or float64 only");
 #else
   (void)threads;

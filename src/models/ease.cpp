@@ -209,7 +209,7 @@ void EASEModel::release_fit() {
   b_local_ = torch::Tensor();
 }
 
-std::string EASEModel::fit_distributed(double lambda, const FitContext& ctx) {
+void EASEModel::fit_distributed(double lambda, const FitContext& ctx) {
   b_local_ = torch::Tensor();  // the previous candidate's B goes before G comes
   const torch::Device staging = ctx.comm.backend() == "nccl" ? device_ : torch::Device(torch::kCPU);
   torch::Tensor a = distributed_gram_block_cyclic(ctx.train, *layout_, ctx.comm, ctx.threads, dtype_, staging);
@@ -219,8 +219,9 @@ std::string EASEModel::fit_distributed(double lambda, const FitContext& ctx) {
   const std::int64_t local = layout_->local_columns();
   const auto rows = torch::arange(local, torch::kLong);
   const auto at_diagonal = torch::tensor(local_items_, torch::kLong);  // A[c, local_items_[c]]: the diagonal
-  a.index_put_({rows, at_diagonal}, a.index({rows, at_diagonal}) + lambda);
-  double max_diag = local > 0 ? a.index({rows, at_diagonal}).max().item<double>() : 0.0;
+  const torch::Tensor diagonal = a.index({rows, at_diagonal}) + lambda;
+  a.index_put_({rows, at_diagonal}, diagonal);
+  double max_diag = local > 0 ? diagonal.max().item<double>() : 0.0;
   for (double d : allgather_host(ctx.comm, std::vector<double>{max_diag})) max_diag = std::max(max_diag, d);
   const auto t0 = std::chrono::steady_clock::now();
   if (ctx.comm.rank() == 0)
@@ -243,7 +244,6 @@ std::string EASEModel::fit_distributed(double lambda, const FitContext& ctx) {
     std::fprintf(stderr, "ease: B in %.1f s\n",
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   b_local_ = a;
-  return "";
 }
 
 torch::Tensor EASEModel::local_scores(const CsrMatrix& rows, int threads) {

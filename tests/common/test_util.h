@@ -8,6 +8,8 @@ namespace recvae::testing {
 std::string scratch_dir(const std::string& name);
 /// Writes `content` to `path` (creating parent directories).
 void write_text(const std::string& path, const std::string& content);
+/// The whole content of the file at `path` (empty when it cannot be read).
+std::string read_text(const std::string& path);
 /// Result of running a shell command.
 struct CommandResult {
   int exit_code = -1;  ///< the command's exit status (128+signal when killed)

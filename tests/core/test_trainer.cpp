@@ -2,6 +2,7 @@
 #include <sched.h>
 
 #include <atomic>
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -260,11 +261,9 @@ TEST_F(TrainerTest, ShortRunBeatsPopularityAndWritesTheRunDirectory) {
     EXPECT_NE(line.find("\"train_users_per_second\""), std::string::npos);
   }
   EXPECT_EQ(lines, 6);
-  std::ifstream fin(c.output.dir + "/final.json");
-  std::stringstream ss;
-  ss << fin.rdbuf();
+  const std::string fin = testing::read_text(c.output.dir + "/final.json");
   for (const char* key : {"\"ndcg@100\"", "\"recall@20\"", "\"recall@50\"", "\"popularity\"", "\"best_epoch\""})
-    EXPECT_NE(ss.str().find(key), std::string::npos) << key;
+    EXPECT_NE(fin.find(key), std::string::npos) << key;
   EXPECT_TRUE(testing::file_exists(c.output.dir + "/config.yaml"));
   EXPECT_TRUE(testing::file_exists(c.output.dir + "/best_model.pt"));
   EXPECT_NO_THROW(load_config(c.output.dir + "/config.yaml"));
@@ -279,18 +278,11 @@ TEST_F(TrainerTest, PatienceStopsAfterKEpochsWithoutImprovement) {
   c.train.lr = 3e-2;  // overfits the small set within a few epochs
   c.train.patience = 2;
   c.eval.popularity_baseline = false;
-  auto epoch_lines = [&] {
-    std::ifstream metrics(c.output.dir + "/metrics.jsonl");
-    int lines = 0;
-    for (std::string line; std::getline(metrics, line);) lines += !line.empty();
-    return lines;
+  auto epoch_lines = [&] {  // metrics.jsonl has one line per epoch
+    const std::string text = testing::read_text(c.output.dir + "/metrics.jsonl");
+    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
   };
-  auto final_json = [&] {
-    std::ifstream fin(c.output.dir + "/final.json");
-    std::stringstream ss;
-    ss << fin.rdbuf();
-    return ss.str();
-  };
+  auto final_json = [&] { return testing::read_text(c.output.dir + "/final.json"); };
   RunResult r = Trainer(c, *comm).run();
   const int ran = epoch_lines();
   ASSERT_LT(ran, c.train.epochs) << "the run never stopped early: the test no longer exercises patience";

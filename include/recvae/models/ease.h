@@ -74,7 +74,7 @@ class EASEModel final : public ClosedFormModel, public ColumnShardedScores {
   torch::Tensor b_local_;
   std::unique_ptr<BlockCyclicColumns> layout_;
   std::vector<std::int64_t> local_items_;
-  std::string fit_distributed(double lambda, const FitContext& ctx);
+  void fit_distributed(double lambda, const FitContext& ctx);
   std::vector<double> lambdas_;
   std::int64_t items_;
   torch::Device device_;
