@@ -326,6 +326,7 @@ int run(int argc, char** argv) {
       for (const auto& spec : schedule) order += (order.empty() ? "" : ",") + spec.phase;
       j.add("optimizer", config.dist.optimizer)
           .add("grad_dtype", config.dist.grad_dtype)
+          .add("bucket_mb", config.dist.bucket_mb)
           .add("schedule", order)
           .add("steps_per_pass", steps_per_pass);
       for (size_t i = 0; i < phases.size(); ++i) {

@@ -20,7 +20,9 @@ ProcessInfo init_process() {
   MPI_Initialized(&initialised);
   if (!initialised) {
     int provided = 0;
-    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    // SERIALIZED: the gradient collectives of dist.bucket_mb run on a thread of their own while
+    // the main thread makes no MPI call (Note [Overlapped gradient sync]).
+    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided);
     g_we_initialised = true;
     // Errors on any rank must end the job with a message, never leave the others hanging.
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
@@ -33,6 +35,9 @@ ProcessInfo init_process() {
   MPI_Comm_rank(local, &info.local_rank);
   MPI_Comm_size(local, &info.local_size);
   MPI_Comm_free(&local);
+  int level = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&level);
+  info.serialized = level >= MPI_THREAD_SERIALIZED;
   return info;
 }
 

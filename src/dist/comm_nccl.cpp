@@ -6,10 +6,13 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "recvae/dist/comm.h"
 
@@ -32,7 +35,7 @@ ncclDataType_t nccl_type(WireType t) {
 class NcclCommunicator final : public Communicator {
  public:
   NcclCommunicator(int device, double timeout_seconds)
-      : mpi_(make_mpi_communicator()), info_(mpi_->info()), timeout_(timeout_seconds) {
+      : mpi_(make_mpi_communicator()), info_(mpi_->info()), timeout_(timeout_seconds), device_(device) {
     check_cuda(cudaSetDevice(device), "cudaSetDevice");
     ncclUniqueId id;
     if (info_.rank == 0 && ncclGetUniqueId(&id) != ncclSuccess) mpi_->abort(1, "ncclGetUniqueId failed");
@@ -42,6 +45,8 @@ class NcclCommunicator final : public Communicator {
   }
   ~NcclCommunicator() override {
     if (comm_) ncclCommDestroy(comm_);
+    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+    if (side_) cudaStreamDestroy(side_);
   }
 
   std::string backend() const override { return "nccl"; }
@@ -49,6 +54,8 @@ class NcclCommunicator final : public Communicator {
 
   // Collectives are enqueued on the legacy default stream, which is the stream libtorch computes
   // on unless told otherwise, so they are ordered after the backward pass that produced the data.
+  // A thread that called wait_for enqueues them on the side stream instead, after the event it
+  // waited for (Note [Overlapped gradient sync]).
   using Communicator::allreduce_sum;
   void allreduce_sum(void* data, std::size_t count, WireType type) override {
     if (info_.size == 1) return;
@@ -71,6 +78,28 @@ class NcclCommunicator final : public Communicator {
     if (info_.size == 1) return;
     finish("ncclBroadcast", ncclBroadcast(data, data, count, ncclFloat, root, comm_, stream()));
   }
+  // A ring of events: a slot is recorded again only after many later buckets, and a wait on a
+  // slot recorded later waits for more work than needed, never for less.
+  std::uint64_t compute_mark() override {
+    std::lock_guard<std::mutex> lock(events_mu_);
+    if (events_.empty()) {
+      events_.resize(kEvents);
+      for (cudaEvent_t& e : events_)
+        check_cuda(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate");
+    }
+    const std::size_t slot = next_event_++ % events_.size();
+    check_cuda(cudaEventRecord(events_[slot], nullptr), "cudaEventRecord");
+    return slot + 1;
+  }
+  void wait_for(std::uint64_t mark) override {
+    check_cuda(cudaSetDevice(device_), "cudaSetDevice");  // a new thread starts on device 0
+    {
+      std::lock_guard<std::mutex> lock(events_mu_);
+      if (!side_) check_cuda(cudaStreamCreateWithFlags(&side_, cudaStreamNonBlocking), "cudaStreamCreate");
+      if (mark > 0) check_cuda(cudaStreamWaitEvent(side_, events_[mark - 1], 0), "cudaStreamWaitEvent");
+    }
+    on_side_ = true;
+  }
   void allreduce_sum_host(double* d, std::size_t n) override { mpi_->allreduce_sum_host(d, n); }
   void allreduce_max_host(std::int64_t* d, std::size_t n) override { mpi_->allreduce_max_host(d, n); }
   void allreduce_min_host(std::int64_t* d, std::size_t n) override { mpi_->allreduce_min_host(d, n); }
@@ -84,7 +113,7 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
-  static cudaStream_t stream() { return static_cast<cudaStream_t>(nullptr); }
+  cudaStream_t stream() const { return on_side_ ? side_ : static_cast<cudaStream_t>(nullptr); }
 
   // Waits for the collective with a deadline, polling NCCL's asynchronous error state, so a dead
   // peer ends the job with a message instead of a hang.
@@ -108,7 +137,16 @@ class NcclCommunicator final : public Communicator {
   ProcessInfo info_;
   double timeout_;
   ncclComm_t comm_ = nullptr;
+  int device_;
+  static constexpr std::size_t kEvents = 64;
+  std::mutex events_mu_;
+  std::vector<cudaEvent_t> events_;
+  std::size_t next_event_ = 0;
+  cudaStream_t side_ = nullptr;
+  static thread_local bool on_side_;  // this thread's data collectives go to side_
 };
+
+thread_local bool NcclCommunicator::on_side_ = false;
 
 }  // namespace
 

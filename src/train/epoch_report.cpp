@@ -23,6 +23,7 @@ void accumulate(StepBreakdown& total, const StepBreakdown& more) {
   total.tally.payload_bytes += more.tally.payload_bytes;
   total.tally.wire_bytes += more.tally.wire_bytes;
   total.tally.collectives += more.tally.collectives;
+  total.tally.overlapped += more.tally.overlapped;
 }
 
 void add_breakdown(JsonObject& o, const StepBreakdown& b, double steps) {
@@ -33,7 +34,8 @@ void add_breakdown(JsonObject& o, const StepBreakdown& b, double steps) {
       .add("other_seconds", b.other / n)
       .add("comm_payload_bytes", static_cast<double>(b.tally.payload_bytes) / n)
       .add("comm_wire_bytes_per_rank", static_cast<double>(b.tally.wire_bytes) / n)
-      .add("collectives", static_cast<double>(b.tally.collectives) / n);
+      .add("collectives", static_cast<double>(b.tally.collectives) / n)
+      .add("collectives_during_backward", static_cast<double>(b.tally.overlapped) / n);
 }
 
 void EpochReport::pass(int epoch, const std::string& phase, const PassStats& st) const {

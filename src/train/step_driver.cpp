@@ -42,6 +42,7 @@ StepDriver::StepDriver(StepModel& model, const Config& config, TrainingData& dat
     : model_(model), config_(config), data_(data), comm_(comm), device_(device) {
   sync_.sharded = config.dist.optimizer == "sharded";
   sync_.wire = config.dist.grad_dtype == "bf16" ? WireType::kBFloat16 : WireType::kFloat32;
+  sync_.bucket_bytes = static_cast<std::int64_t>(config.dist.bucket_mb * (1 << 20));
   rebind();
   for (size_t i = 0; i < specs_.size(); ++i) {
     const ParameterGroup& g = specs_[i];
@@ -56,16 +57,35 @@ StepDriver::StepDriver(StepModel& model, const Config& config, TrainingData& dat
       row_adams_.push_back(std::make_unique<RowAdam>(g.params[0], g.lr > 0 ? g.lr : config.train.lr));
     }
   }
+  make_overlap();
 }
 
 StepDriver::~StepDriver() = default;
 
 // Module::load replaces parameter data, so loading a checkpoint binds the gradients again.
 void StepDriver::rebind() {
+  overlap_.reset();
   specs_ = model_.parameter_groups();
   groups_.resize(specs_.size());
   for (size_t g = 0; g < specs_.size(); ++g)
     groups_[g].bind(specs_[g].params, device_, specs_[g].replicated && sync_.sharded ? comm_.size() : 1);
+  if (adams_.size() == groups_.size()) make_overlap();  // not while the constructor binds first
+}
+
+// Note [Overlapped gradient sync]: only where there is a wire and buckets were asked for.
+void StepDriver::make_overlap() {
+  if (sync_.bucket_bytes <= 0 || comm_.size() == 1) return;
+  if (comm_.backend() == "mpi" && !comm_.info().serialized)
+    throw InputError(
+        "dist.bucket_mb > 0 runs the gradient collectives on a thread of their own, which needs an MPI library "
+        "that provides MPI_THREAD_SERIALIZED; this one does not (set dist.bucket_mb: 0)");
+  std::vector<GradGroup*> groups;
+  std::vector<GroupOptimizer*> optimizers;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    groups.push_back(&groups_[g]);
+    optimizers.push_back(adams_[g].get());
+  }
+  overlap_ = std::make_unique<OverlappedSync>(groups, optimizers, comm_);
 }
 
 void StepDriver::step_group(size_t g) {
@@ -85,6 +105,8 @@ void StepDriver::step_group(size_t g) {
 // device is synchronised at each cut, so the figures are the device's, at the price of the
 // overlap that a free-running stream would give. The four add up to the pass's loop time; each
 // is reported as the mean over ranks (recvae_bench prints it per step, metrics.jsonl per pass).
+// With dist.bucket_mb > 0 the reduction runs during backward (Note [Overlapped gradient sync]),
+// so comm is only the wait after backward for collectives still in flight: the exposed part.
 
 // Note [Regularisers after the all-reduce]
 // ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
@@ -165,6 +187,7 @@ PassStats StepDriver::train_pass(int epoch, const PassSpec& spec, std::int64_t m
     const LocalBatch lb = plan.batch(b);
     for (size_t g = 0; g < groups_.size(); ++g)
       if (stepped[g]) groups_[g].flat.zero_();
+    if (overlap_ && !measuring) overlap_->begin(stepped);  // Note [Overlapped gradient sync]
     const StepContext ctx{static_cast<double>(lb.global_size), global_step_, &spec};
     fault_injection_point(comm_.rank(), epoch, b);
     if (!lb.global_rows.empty()) {
@@ -193,8 +216,12 @@ PassStats StepDriver::train_pass(int epoch, const PassSpec& spec, std::int64_t m
     // Every rank reaches these collectives for every batch, owning users or not (Note [World-size invariance]).
     if (!measuring) {
       bd.other += cut(mark);
-      for (size_t g = 0; g < groups_.size(); ++g)
-        if (stepped[g] && adams_[g]) adams_[g]->reduce(bd.tally);
+      if (overlap_) {
+        overlap_->finish(bd.tally);
+      } else {
+        for (size_t g = 0; g < groups_.size(); ++g)
+          if (stepped[g] && adams_[g]) adams_[g]->reduce(bd.tally);
+      }
       bd.comm += cut(mark);
       torch::Tensor penalty = model_.regularizer(ctx);  // Note [Regularisers after the all-reduce]
       if (penalty.defined() && penalty.requires_grad()) {

@@ -331,6 +331,10 @@ void declare_common(const std::string& name, Config& c, KeyTable& t, const std::
     t.text("grad_dtype", c.dist.grad_dtype, {"fp32", "bf16"},
            "type on the wire of the gradients and, when sharded, of the parameter updates (`bf16`: half the "
            "bytes; accumulation, Adam and the parameters stay fp32)");
+    t.num("bucket_mb", c.dist.bucket_mb, 0.0, 1e6,
+          "> 0: each group's gradients cross the wire in buckets of at least this many MiB (whole parameters), each "
+          "sent by a communication thread as soon as backward has produced it, overlapping backward; 0: one "
+          "collective per group after backward");
   }
 }
 

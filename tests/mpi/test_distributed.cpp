@@ -235,6 +235,43 @@ TEST(Distributed, ResumeAtTheSameAndAtAnotherWorldSize) {
   EXPECT_NEAR(one.test.mean_ndcg100(), reference.test.mean_ndcg100(), 1e-4);
 }
 
+// Checkpoints hold the whole group's moments in buffer order (Note [Gradient buckets]), so a run
+// resumes with other buckets, as well as at another world size.
+TEST(Distributed, ResumeWithOtherGradientBuckets) {
+  auto world = make_mpi_communicator();
+  auto self = make_mpi_self_communicator();
+  for (const double first_buckets : {0.0, 0.001}) {
+    const std::string tag = first_buckets > 0 ? "from_buckets" : "to_buckets";
+    Config c = config_for("resume_" + tag, 64);
+    c.train.max_steps_per_pass = 0;
+    c.train.epochs = 2;
+    c.eval.popularity_baseline = false;
+    c.dist.optimizer = "sharded";
+
+    Config single = c;
+    single.output.dir += "/uninterrupted_" + std::to_string(world_rank());
+    RunResult reference = Trainer(single, *self).run();
+
+    Config first = c;
+    first.train.epochs = 1;
+    first.dist.bucket_mb = first_buckets;
+    Trainer(first, *world).run();
+    const std::string copy = copy_checkpoints_for_this_rank(c.output.dir);
+
+    Config again = c;
+    again.dist.bucket_mb = first_buckets > 0 ? 0.0 : 0.001;
+    RunResult same_size = Trainer(again, *world).run(/*resume=*/true);
+    EXPECT_EQ(same_size.best_epoch, reference.best_epoch) << tag;
+    EXPECT_NEAR(same_size.test.mean_ndcg100(), reference.test.mean_ndcg100(), 1e-4) << tag;
+
+    Config to_one = again;
+    to_one.output.dir = copy;
+    RunResult one = Trainer(to_one, *self).run(true);
+    EXPECT_EQ(one.best_epoch, reference.best_epoch) << tag;
+    EXPECT_NEAR(one.test.mean_ndcg100(), reference.test.mean_ndcg100(), 1e-4) << tag;
+  }
+}
+
 TEST(Distributed, RanksWithDifferentConfigsRefuseToStart) {
   if (world_size() < 2) GTEST_SKIP() << "needs two ranks";
   Config c = config_for("mismatch", 64);
@@ -735,6 +772,48 @@ TEST(GradSync, ShardedAndReplicatedOptimizersTrainTheSameModel) {
     EXPECT_NEAR(static_cast<double>(s_stats.optimizer_state_bytes), r_stats.optimizer_state_bytes / n, 8.0 * n) << type;
     EXPECT_GT(r_stats.optimizer_state_bytes, 0) << type;
   }
+}
+
+// Note [Gradient buckets], Note [Overlapped gradient sync]: buckets sent during backward train
+// the model that one collective per group after backward trains.
+TEST(GradSync, BucketsSentDuringBackwardTrainTheSameModel) {
+  auto world = make_mpi_communicator();
+  const int n = world_size();
+  for (const std::string optimizer : {"replicated", "sharded"})
+    for (const std::string dtype : {"fp32", "bf16"}) {
+      const std::string what = optimizer + " " + dtype;
+      Config plain = dist_config("plain", optimizer, dtype), bucketed = dist_config("bucketed", optimizer, dtype);
+      bucketed.dist.bucket_mb = 0.001;  // 262 floats: about one bucket per parameter of the small model
+      Trainer a(plain, *world), b(bucketed, *world);
+      CommTally ta, tb;
+      for (int epoch = 0; epoch < 2; ++epoch)
+        for (const auto& spec : a.schedule(epoch)) {
+          const PassStats sa = a.train_pass(epoch, spec), sb = b.train_pass(epoch, spec);
+          a.end_pass(spec);
+          b.end_pass(spec);
+          ta.collectives += sa.time.tally.collectives;
+          tb.collectives += sb.time.tally.collectives;
+          tb.overlapped += sb.time.tally.overlapped;
+          // The same bytes, up to the rounding of (N-1)/N of each collective's size to whole bytes.
+          EXPECT_NEAR(static_cast<double>(sb.time.tally.wire_bytes), static_cast<double>(sa.time.tally.wire_bytes),
+                      static_cast<double>(sb.time.tally.collectives))
+              << what;
+        }
+      const double diff = max_relative_difference(b.model().parameters(), a.model().parameters());
+      if (n <= 2)
+        EXPECT_EQ(diff, 0.0) << what << ": a sum over two ranks is the same in any order";
+      else
+        EXPECT_LE(diff, dtype == "bf16" ? 2e-2 : 1e-5) << what;
+      EXPECT_NO_THROW(b.check_replicas_in_sync()) << what;
+      if (n == 1) {
+        EXPECT_EQ(tb.collectives, 0) << what;
+        EXPECT_EQ(tb.overlapped, 0) << what;
+      } else {
+        EXPECT_GT(tb.collectives, ta.collectives) << what << ": more, smaller collectives";
+        EXPECT_GT(tb.overlapped, 0) << what << ": some buckets left during backward";
+        EXPECT_LE(tb.overlapped, tb.collectives) << what;
+      }
+    }
 }
 
 TEST(GradSync, BreakdownAddsUpAndCountsTheWireBytes) {

@@ -13,10 +13,11 @@ namespace recvae {
 
 /// Rank, size and local rank of this process as MPI reports them (works under mpirun and srun).
 struct ProcessInfo {
-  int rank = 0;        ///< rank in MPI_COMM_WORLD
-  int size = 1;        ///< processes in MPI_COMM_WORLD
-  int local_rank = 0;  ///< rank among the processes of this node (MPI_COMM_TYPE_SHARED)
-  int local_size = 1;  ///< processes on this node
+  int rank = 0;             ///< rank in MPI_COMM_WORLD
+  int size = 1;             ///< processes in MPI_COMM_WORLD
+  int local_rank = 0;       ///< rank among the processes of this node (MPI_COMM_TYPE_SHARED)
+  int local_size = 1;       ///< processes on this node
+  bool serialized = false;  ///< MPI lets any thread of the process call it, one at a time (MPI_THREAD_SERIALIZED)
 };
 
 /// Element type of a data collective's buffers and of what crosses the wire.
@@ -53,6 +54,14 @@ class Communicator {
   virtual void allgather_inplace(void* recv, std::size_t block, WireType type) = 0;
   /// In-place broadcast of a float buffer from `root` (backend memory).
   virtual void broadcast(float* data, std::size_t count, int root) = 0;
+
+  /// Where the calling thread's device work stands now, for data collectives issued from another
+  /// thread to wait for (Note [Overlapped gradient sync] in train/overlapped_sync.cpp). 0 on the
+  /// host, where a buffer is final once written.
+  virtual std::uint64_t compute_mark() { return 0; }
+  /// Makes the calling thread's next data collective wait for `mark` (compute_mark's) and run
+  /// beside the compute thread's work: NCCL enqueues it on a stream of its own. Nothing on the host.
+  virtual void wait_for(std::uint64_t mark) { (void)mark; }
 
   /// In-place sum of host doubles across ranks (metric sums, checksums).
   virtual void allreduce_sum_host(double* data, std::size_t count) = 0;

@@ -13,6 +13,7 @@
 #include "recvae/dist/grad_sync.h"
 #include "recvae/models/step_model.h"
 #include "recvae/train/group_optimizer.h"
+#include "recvae/train/overlapped_sync.h"
 #include "recvae/train/row_adam.h"
 
 namespace recvae {
@@ -82,6 +83,7 @@ class StepDriver {
 
  private:
   void step_group(size_t g);
+  void make_overlap();
   torch::Tensor gather_rows(const torch::Tensor& local) const;
 
   StepModel& model_;
@@ -94,6 +96,7 @@ class StepDriver {
   SyncOptions sync_;
   std::vector<std::unique_ptr<GroupOptimizer>> adams_;  // replicated groups
   std::vector<std::unique_ptr<RowAdam>> row_adams_;     // per-user groups
+  std::unique_ptr<OverlappedSync> overlap_;             // dist.bucket_mb > 0 on several ranks
   std::int64_t global_step_ = 0;
 };
 

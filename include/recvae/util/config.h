@@ -48,7 +48,7 @@ struct TrainConfig {
   std::uint64_t seed = 1337;  ///< seed of initialisation, permutations and noise
   int threads = 0;            ///< intra-op threads per rank; 0 = libtorch default
   std::int64_t max_steps_per_pass = 0;  ///< >0 truncates every pass (benchmarks, smoke tests)
-  int patience = 0;  ///< stop after this many epochs without a better validation NDCG@100 (0: never)
+  int patience = 0;                     ///< stop after this many epochs without a better validation NDCG@100 (0: never)
   std::string precision = "fp32";       ///< fp32 | tf32 (CUDA matmuls in TF32; no effect on CPU)
 };
 
@@ -78,6 +78,7 @@ struct DistConfig {
   std::string device_data = "auto";   ///< auto | on | off: shards and batch assembly on the device (auto: on GPUs)
   std::string optimizer = "sharded";  ///< sharded | replicated: Adam on 1/N of each group per rank, or all of it
   std::string grad_dtype = "fp32";    ///< fp32 | bf16: gradients on the wire
+  double bucket_mb = 0;  ///< > 0: gradients cross the wire in buckets of this many MiB, overlapped with backward
 };
 
 /// Declares the keys of one section: how each is read (with its range or choices), written
