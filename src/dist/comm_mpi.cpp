@@ -92,6 +92,9 @@ void add_into(void* dst, const void* src, std::size_t count, WireType type) {
   }
 }
 
+// Where block b (taken modulo n, so b may be negative) starts in a buffer of n blocks of `bytes`.
+std::size_t ring_offset(int b, int n, std::size_t bytes) { return static_cast<std::size_t>((b % n + n) % n) * bytes; }
+
 class MpiCommunicator final : public Communicator {
  public:
   explicit MpiCommunicator(MPI_Comm comm) : comm_(comm), info_(init_process()) {
@@ -114,7 +117,7 @@ class MpiCommunicator final : public Communicator {
     const std::size_t width = wire_bytes(type), bytes = block * width;
     const int n = info_.size, r = info_.rank;
     const char* mine = static_cast<const char*>(send);
-    auto part = [&](int b) { return mine + static_cast<std::size_t>((b % n + n) % n) * bytes; };
+    auto part = [&](int b) { return mine + ring_offset(b, n, bytes); };
     if (n == 1) {
       std::memcpy(recv, send, bytes);
       return;
@@ -138,7 +141,7 @@ class MpiCommunicator final : public Communicator {
     const std::size_t bytes = block * wire_bytes(type);
     const int count = block_count(block), right = (r + 1) % n, left = (r - 1 + n) % n;
     char* all = static_cast<char*>(recv);
-    auto part = [&](int b) { return all + static_cast<std::size_t>((b % n + n) % n) * bytes; };
+    auto part = [&](int b) { return all + ring_offset(b, n, bytes); };
     for (int s = 0; s < n - 1; ++s)
       MPI_Sendrecv(part(r - s), count, mpi_type(type), right, 1, part(r - s - 1), count, mpi_type(type), left, 1, comm_,
                    MPI_STATUS_IGNORE);

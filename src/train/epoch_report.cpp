@@ -20,10 +20,7 @@ void accumulate(StepBreakdown& total, const StepBreakdown& more) {
   total.comm += more.comm;
   total.optimizer += more.optimizer;
   total.other += more.other;
-  total.tally.payload_bytes += more.tally.payload_bytes;
-  total.tally.wire_bytes += more.tally.wire_bytes;
-  total.tally.collectives += more.tally.collectives;
-  total.tally.overlapped += more.tally.overlapped;
+  total.tally += more.tally;
 }
 
 void add_breakdown(JsonObject& o, const StepBreakdown& b, double steps) {

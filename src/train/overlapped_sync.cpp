@@ -62,8 +62,7 @@ struct OverlappedSync::State {
   std::vector<std::pair<std::size_t, std::size_t>> order;  // (group, bucket), this step's collectives
   std::size_t next = 0;                                    // the first of `order` not done
   bool armed = false, in_step = false, stop = false;
-  std::int64_t handed_early = 0;
-  CommTally tally;
+  CommTally tally;  // what this step's collectives moved; overlapped: buckets that backward handed over
   std::exception_ptr error;
   std::mutex mu;
   std::condition_variable cv;
@@ -85,7 +84,7 @@ struct OverlappedSync::State {
     for (const std::size_t b : buckets)
       if (pending[g][b] > 0 && --pending[g][b] == 0) {
         hand_over(g, b);
-        ++handed_early;
+        ++tally.overlapped;
         any = true;
       }
     if (any) cv.notify_all();
@@ -109,9 +108,7 @@ struct OverlappedSync::State {
         failed = std::current_exception();
       }
       lock.lock();
-      tally.payload_bytes += moved.payload_bytes;
-      tally.wire_bytes += moved.wire_bytes;
-      tally.collectives += moved.collectives;
+      tally += moved;
       if (failed) {
         error = failed;
         next = order.size();  // the other ranks end the job; issue nothing more
@@ -213,7 +210,6 @@ void OverlappedSync::begin(const std::vector<bool>& stepped) {
     for (const std::size_t b : s.opts[g]->reduction_order()) s.order.emplace_back(g, b);
   }
   s.next = 0;
-  s.handed_early = 0;
   s.tally = CommTally{};
   s.error = nullptr;
   s.in_step = true;
@@ -229,10 +225,7 @@ void OverlappedSync::finish(CommTally& tally) {
   s.cv.notify_all();
   s.cv.wait(lock, [&] { return s.next >= s.order.size(); });
   s.in_step = false;
-  tally.payload_bytes += s.tally.payload_bytes;
-  tally.wire_bytes += s.tally.wire_bytes;
-  tally.collectives += s.tally.collectives;
-  tally.overlapped += s.handed_early;
+  tally += s.tally;
   if (s.error) std::rethrow_exception(s.error);
 }
 

@@ -306,32 +306,21 @@ TEST_F(TrainerTest, PatienceStopsAfterKEpochsWithoutImprovement) {
 TEST_F(TrainerTest, CliReportsBadInputWithExitCode2) {
   const std::string dir = scratch_dir("cli");
   testing::write_text(dir + "/bad_key.yaml", "data: {path: " + *data_ + "}\ntrain: {learning_rate: 1}\n");
-  auto r = testing::run_command(std::string(RECVAE_DIST_BIN) + " " + dir + "/bad_key.yaml");
-  EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("unknown config key 'train.learning_rate'"), std::string::npos) << r.output;
-
   testing::write_text(dir + "/missing.yaml", "data: {path: " + dir + "/nope.h5}\noutput: {dir: " + dir + "/run}\n");
-  r = testing::run_command(std::string(RECVAE_DIST_BIN) + " " + dir + "/missing.yaml");
-  EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("nope.h5"), std::string::npos) << r.output;
-
-  r = testing::run_command(std::string(RECVAE_DIST_BIN) + " " + dir + "/missing.yaml --set train.dropout=1.5");
-  EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("'train.dropout'"), std::string::npos) << r.output;
-
-  r = testing::run_command(std::string(RECVAE_DIST_BIN) + " --help");
-  EXPECT_EQ(r.exit_code, 0);
-  EXPECT_NE(r.output.find("usage: recvae_dist"), std::string::npos);
-
+  // Runs recvae_dist with `args`; expects exit code `code` and `needle` in the output.
+  auto expect_cli = [&](const std::string& args, int code, const std::string& needle) {
+    const auto r = testing::run_command(std::string(RECVAE_DIST_BIN) + " " + args);
+    EXPECT_EQ(r.exit_code, code) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << args << "\n" << r.output;
+  };
+  expect_cli(dir + "/bad_key.yaml", 2, "unknown config key 'train.learning_rate'");
+  expect_cli(dir + "/missing.yaml", 2, "nope.h5");
+  expect_cli(dir + "/missing.yaml --set train.dropout=1.5", 2, "'train.dropout'");
+  expect_cli("--help", 0, "usage: recvae_dist");
   // --check validates without reading the data (missing.yaml's file does not exist).
-  r = testing::run_command(std::string(RECVAE_DIST_BIN) + " " + dir + "/missing.yaml --check --set model.type=wmf");
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("config valid (model.type wmf)"), std::string::npos) << r.output;
-  r = testing::run_command(std::string(RECVAE_DIST_BIN) + " " + dir + "/missing.yaml --check --set wmf.dimm=3");
-  EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("wmf.dimm"), std::string::npos) << r.output;
-  r = testing::run_command(std::string(RECVAE_DIST_BIN) + " " + dir + "/bad_key.yaml --check");
-  EXPECT_EQ(r.exit_code, 2) << r.output;
+  expect_cli(dir + "/missing.yaml --check --set model.type=wmf", 0, "config valid (model.type wmf)");
+  expect_cli(dir + "/missing.yaml --check --set wmf.dimm=3", 2, "wmf.dimm");
+  expect_cli(dir + "/bad_key.yaml --check", 2, "train.learning_rate");
 }
 
 }  // namespace

@@ -32,8 +32,16 @@ struct CommTally {
   std::int64_t payload_bytes = 0;  ///< the collectives' buffer sizes (what one rank hands over)
   std::int64_t wire_bytes = 0;     ///< bytes each rank sends with ring algorithms (2(N-1)/N per all-reduce)
   std::int64_t collectives = 0;    ///< collectives issued
-  std::int64_t overlapped =
-      0;  ///< gradient collectives handed over while backward still ran (Note [Overlapped gradient sync])
+  std::int64_t overlapped = 0;     ///< collectives handed over during backward (Note [Overlapped gradient sync])
+
+  /// Adds another tally's counts.
+  CommTally& operator+=(const CommTally& more) {
+    payload_bytes += more.payload_bytes;
+    wire_bytes += more.wire_bytes;
+    collectives += more.collectives;
+    overlapped += more.overlapped;
+    return *this;
+  }
 };
 
 /// One replicated group's gradient sync and Adam update on this rank.
