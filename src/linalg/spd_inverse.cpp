@@ -23,7 +23,6 @@ namespace recvae {
 
 namespace {
 
-#ifdef RECVAE_HAVE_LAPACK
 template <typename T>
 void mirror_upper_to_lower(T* a, std::int64_t n, int threads) {
   constexpr std::int64_t kTile = 64;  // tiles keep both the read and the write cache-friendly
@@ -37,6 +36,7 @@ void mirror_upper_to_lower(T* a, std::int64_t n, int threads) {
   });
 }
 
+#ifdef RECVAE_HAVE_LAPACK
 template <typename T, typename Potrf, typename Potri>
 std::int64_t lapack_inverse(torch::Tensor& a, int threads, Potrf potrf, Potri potri) {
   const std::int64_t n64 = a.size(0);
@@ -66,6 +66,17 @@ std::int64_t torch_inverse(torch::Tensor& a) {
 }
 
 }  // namespace
+
+void mirror_upper_to_lower(torch::Tensor& a, int threads) {
+  if (a.dim() != 2 || a.size(0) != a.size(1) || !a.is_contiguous() || !a.device().is_cpu())
+    throw std::invalid_argument("mirror_upper_to_lower: expected a contiguous square host matrix");
+  if (a.scalar_type() == torch::kFloat64)
+    mirror_upper_to_lower(a.data_ptr<double>(), a.size(0), threads);
+  else if (a.scalar_type() == torch::kFloat32)
+    mirror_upper_to_lower(a.data_ptr<float>(), a.size(0), threads);
+  else
+    throw std::invalid_argument("mirror_upper_to_lower: expected float32 or float64");
+}
 
 std::int64_t invert_spd(torch::Tensor& a, int threads) {
   if (a.dim() != 2 || a.size(0) != a.size(1) || !a.is_contiguous())

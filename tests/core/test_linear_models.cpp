@@ -22,6 +22,7 @@
 #include "recvae/linalg/gram.h"
 #include "recvae/models/slim.h"
 #include "recvae/linalg/spd_inverse.h"
+#include "recvae/linalg/user_gram_inverse.h"
 #include "recvae/train/checkpoint.h"
 #include "recvae/train/stop_signal.h"
 #include "recvae/train/trainer.h"
@@ -47,6 +48,21 @@ std::pair<CsrMatrix, torch::Tensor> random_rows(std::int64_t rows, std::int64_t 
     m.indptr.push_back(m.nnz());
   }
   return {m, dense};
+}
+
+// A scratch directory with a planted synthetic split of `users` x `items`, and a config of model
+// `type` on it that writes to DIR/run.
+struct LinearRun {
+  std::string dir;
+  Config config;
+};
+LinearRun linear_run(const std::string& name, const std::string& type, std::int64_t users = 1200,
+                     std::int64_t items = 300, std::int64_t heldout = 150, std::uint64_t seed = 7) {
+  LinearRun r;
+  r.dir = testing::scratch_dir(name);
+  r.config = testing::small_config(testing::make_synthetic_split(r.dir, users, items, heldout, seed), r.dir + "/run");
+  r.config.model.type = type;
+  return r;
 }
 
 TEST(Gram, EqualsTheDenseProductForAnyThreadCount) {
@@ -86,6 +102,31 @@ TEST(SPDInverse, MatchesADenseInverseInBothPrecisionsAndNamesTheFailedMinor) {
   auto bad = torch::eye(5, torch::kFloat64);
   bad[2][2] = -1;
   EXPECT_EQ(invert_spd(bad, 1), 3);
+}
+
+// Note [Inverse through the users' Gram]: the Woodbury route gives the direct inverse, with fewer
+// users than items and with more, for weighted values, empty rows and columns, and an odd or even
+// item count (the rows are taken in pairs); P is exactly symmetric at any thread count.
+TEST(UserGramInverse, EqualsTheDirectInverseForEitherShape) {
+  for (auto [rows, cols] : {std::pair<std::int64_t, std::int64_t>{30, 71}, {90, 40}}) {
+    auto [m, x] = random_rows(rows, cols, 0.12, 5);
+    for (std::int64_t q = 0; q < m.nnz(); ++q) m.data[q] = 1.0f + 0.5f * static_cast<float>(q % 3);
+    auto dense = torch::zeros({rows, cols}, torch::kFloat64);
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t q = m.indptr[r]; q < m.indptr[r + 1]; ++q) dense[r][m.indices[q]] = m.data[q];
+    const double lambda = 2.5;
+    auto want = torch::inverse(dense.t().matmul(dense) + lambda * torch::eye(cols, torch::kFloat64));
+    torch::Tensor p1, p2, p32;
+    ASSERT_EQ(inverse_through_user_gram(m, lambda, torch::kFloat64, 1, p1), 0);
+    ASSERT_EQ(inverse_through_user_gram(m, lambda, torch::kFloat64, 2, p2), 0);
+    EXPECT_TRUE(torch::allclose(p1, want, 1e-9, 1e-12))
+        << rows << "x" << cols << ": " << (p1 - want).abs().max().item<double>();
+    EXPECT_TRUE(torch::equal(p1, p1.t()));
+    EXPECT_TRUE(torch::allclose(p1, p2, 1e-12, 1e-14));  // LAPACK's blocking may follow the thread count
+    ASSERT_EQ(inverse_through_user_gram(m, lambda, torch::kFloat32, 2, p32), 0);
+    EXPECT_EQ(p32.scalar_type(), torch::kFloat32);
+    EXPECT_LT((p32.to(torch::kFloat64) - want).abs().max().item<double>(), 1e-5 * want.abs().max().item<double>());
+  }
 }
 
 TEST(EASE, Float32WeightsAgreeWithFloat64) {
@@ -155,12 +196,9 @@ TEST(EASE, BadLambdaAndAMemoryLimitAreConfigErrors) {
 }
 
 TEST(EASE, TheLambdaGridKeepsTheValidationBestAndBeatsPopularity) {
-  const std::string dir = testing::scratch_dir("ease");
-  const std::string data = testing::make_synthetic_split(dir, 1200, 300, 150, 7);
+  auto [dir, c] = linear_run("ease", "ease");
   auto comm = make_mpi_communicator();
   const std::vector<double> grid{0.5, 50, 5000};
-  Config c = testing::small_config(data, dir + "/grid");
-  c.model.type = "ease";
   c.section<EASEConfig>().lambda = grid;
   RunResult all = Trainer(c, *comm).run();
   double best = -1;
@@ -185,11 +223,8 @@ TEST(EASE, TheLambdaGridKeepsTheValidationBestAndBeatsPopularity) {
 }
 
 TEST(EASE, AFloat32FitRanksLikeTheFloat64One) {
-  const std::string dir = testing::scratch_dir("ease32");
-  const std::string data = testing::make_synthetic_split(dir, 1200, 300, 150, 9);
+  auto [dir, c] = linear_run("ease32", "ease", 1200, 300, 150, 9);
   auto comm = make_mpi_communicator();
-  Config c = testing::small_config(data, dir + "/f64");
-  c.model.type = "ease";
   c.section<EASEConfig>().lambda = {50};
   RunResult f64 = Trainer(c, *comm).run();
   c.section<EASEConfig>().precision = "float32";
@@ -199,6 +234,46 @@ TEST(EASE, AFloat32FitRanksLikeTheFloat64One) {
   EXPECT_EQ(dynamic_cast<EASEModel&>(t32.model()).weights().scalar_type(), torch::kFloat32);
   EXPECT_NEAR(f32.test.mean_ndcg100(), f64.test.mean_ndcg100(), 1e-3);
   EXPECT_GT(f32.test.mean_ndcg100(), f32.popularity_test.mean_ndcg100() + 0.05);
+}
+
+// ease.solver: dual (Note [Inverse through the users' Gram]) is what `auto` picks for fewer
+// training users than items, and gives the replicated solve's B, best lambda and metrics.
+TEST(EASE, TheDualSolveGivesTheReplicatedWeights) {
+  auto [dir, c] = linear_run("ease_dual", "ease", 300, 500, 60, 13);
+  auto comm = make_mpi_communicator();
+  c.section<EASEConfig>().lambda = {5, 50};
+  Trainer dual(c, *comm);
+  ASSERT_TRUE(dynamic_cast<EASEModel&>(dual.model()).dual());
+  RunResult by_users = dual.run();
+  c.section<EASEConfig>().solver = "replicated";
+  c.output.dir = dir + "/replicated";
+  Trainer replicated(c, *comm);
+  ASSERT_FALSE(dynamic_cast<EASEModel&>(replicated.model()).dual());
+  RunResult by_items = replicated.run();
+  const torch::Tensor& b = dynamic_cast<EASEModel&>(dual.model()).weights();
+  const torch::Tensor& want = dynamic_cast<EASEModel&>(replicated.model()).weights();
+  EXPECT_TRUE(torch::allclose(b, want, 1e-8, 1e-10)) << (b - want).abs().max().item<double>();
+  EXPECT_EQ(b.diagonal().abs().max().item<double>(), 0.0);
+  EXPECT_EQ(by_users.best_epoch, by_items.best_epoch);
+  EXPECT_NEAR(by_users.test.mean_ndcg100(), by_items.test.mean_ndcg100(), 1e-9);
+  EXPECT_GT(by_users.test.mean_ndcg100(), by_users.popularity_test.mean_ndcg100() + 0.05);
+  // float32 through the users' Gram ranks like float64.
+  c.section<EASEConfig>().solver = "dual";
+  c.section<EASEConfig>().precision = "float32";
+  c.output.dir = dir + "/dual32";
+  RunResult f32 = Trainer(c, *comm).run();
+  EXPECT_NEAR(f32.test.mean_ndcg100(), by_items.test.mean_ndcg100(), 1e-3);
+  // More users than items: auto keeps the direct solve, and a dual that does not fit is refused.
+  Config m = linear_run("ease_dual_many", "ease", 600, 200, 60, 13).config;
+  EXPECT_FALSE(dynamic_cast<EASEModel&>(Trainer(m, *comm).model()).dual());
+  m.section<EASEConfig>().solver = "dual";
+  m.section<EASEConfig>().memory_limit_gb = 1e-4;
+  try {
+    Trainer refused(m, *comm);
+    FAIL() << "a dual solve above the memory limit was accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("solver dual"), std::string::npos) << e.what();
+  }
 }
 
 // Projected gradient descent on the same objective, run to convergence: the brute-force reference.
@@ -251,11 +326,8 @@ TEST(SLIM, ColumnsMatchABruteForceSolverAndSatisfyKKT) {
 }
 
 TEST(SLIM, ARunBeatsPopularityAndItsWeightsAreTheColumnSolutions) {
-  const std::string dir = testing::scratch_dir("slim");
-  const std::string data = testing::make_synthetic_split(dir, 1200, 300, 150, 7);
+  auto [dir, c] = linear_run("slim", "slim");
   auto comm = make_mpi_communicator();
-  Config c = testing::small_config(data, dir + "/run");
-  c.model.type = "slim";
   Trainer t(c, *comm);
   RunResult r = t.run();
   EXPECT_GT(r.test.mean_ndcg100(), r.popularity_test.mean_ndcg100() + 0.05);
@@ -268,11 +340,8 @@ TEST(SLIM, ARunBeatsPopularityAndItsWeightsAreTheColumnSolutions) {
 // The (l1, l2) grid fits every pair from one G and keeps the validation-best, whose W is the
 // one a run of that pair alone gives; bad grids are config errors.
 TEST(SLIM, TheGridKeepsTheValidationBestFitOfOneGram) {
-  const std::string dir = testing::scratch_dir("slim_grid");
-  const std::string data = testing::make_synthetic_split(dir, 1200, 300, 150, 7);
+  auto [dir, c] = linear_run("slim_grid", "slim");
   auto comm = make_mpi_communicator();
-  Config c = testing::small_config(data, dir + "/grid");
-  c.model.type = "slim";
   c.section<SLIMConfig>().l1 = {0.5, 4};
   c.section<SLIMConfig>().l2 = {1, 200};
   Trainer all_t(c, *comm);

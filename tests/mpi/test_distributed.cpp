@@ -14,6 +14,7 @@
 #include "../common/test_util.h"
 #include "recvae/dist/comm.h"
 #include "recvae/dist/grad_sync.h"
+#include "recvae/dist/row_gather.h"
 #include "recvae/util/error.h"
 #include "recvae/data/h5_dataset.h"
 #include "recvae/data/sharding.h"
@@ -401,6 +402,22 @@ TEST(DistributedEASE, GramAndFitEqualSingleProcess) {
               1e-9 * both.single.test.ndcg100);  // sums in another order
   EXPECT_TRUE(torch::equal(dynamic_cast<EASEModel&>(both.dist_trainer->model()).weights(),
                            dynamic_cast<EASEModel&>(both.single_trainer->model()).weights()));
+
+  // Through the users' Gram (Note [Inverse through the users' Gram]): every rank gathers the
+  // shards' rows in the file's order and solves what one process solves.
+  const CsrMatrix gathered = allgather_rows(file.read_rows(split::kTrain, r.lo, r.hi), *world);
+  EXPECT_EQ(gathered.indptr, all.indptr);
+  EXPECT_EQ(gathered.indices, all.indices);
+  EXPECT_EQ(gathered.data, all.data);
+  Config d = model_config("ease", "ease_dual_fit", 64);
+  d.section<EASEConfig>().lambda = {10.0, 100.0};
+  d.section<EASEConfig>().solver = "dual";
+  SideBySide dual(d);
+  ASSERT_TRUE(dynamic_cast<EASEModel&>(dual.dist_trainer->model()).dual());
+  EXPECT_EQ(dual.dist.best_epoch, dual.single.best_epoch);
+  EXPECT_NEAR(dual.dist.test.ndcg100, dual.single.test.ndcg100, 1e-9 * dual.single.test.ndcg100);
+  EXPECT_TRUE(torch::equal(dynamic_cast<EASEModel&>(dual.dist_trainer->model()).weights(),
+                           dynamic_cast<EASEModel&>(dual.single_trainer->model()).weights()));
 }
 
 // EASE solved across ranks (Note [Distributed EASE]): the Gram reduced into the block-cyclic

@@ -24,7 +24,7 @@ struct EASEConfig : Section<EASEConfig> {
   std::vector<double> lambda{500.0};  ///< L2 weights to fit; the best on validation NDCG@100 is kept
   double memory_limit_gb = 0;         ///< refuse a fit needing more host memory per rank; 0: 80% of the node's
   std::string precision = "float64";  ///< float64 | float32: the Gram matrix, its inverse and B
-  std::string solver = "auto";        ///< auto | replicated | distributed (Note [Distributed EASE])
+  std::string solver = "auto";        ///< auto | replicated | distributed | dual (Note [Distributed EASE])
   void declare(KeyTable& keys) override;
 };
 
@@ -43,6 +43,9 @@ double ease_fit_bytes(std::int64_t items, const std::string& precision, const to
 /// Peak host bytes per rank of an EASE fit split over `ranks` ranks (ease.solver: distributed).
 double ease_distributed_fit_bytes(std::int64_t items, const std::string& precision, int ranks);
 
+/// Peak host bytes per rank of an EASE fit through the users' Gram matrix (ease.solver: dual).
+double ease_dual_fit_bytes(std::int64_t users, std::int64_t items, const std::string& precision);
+
 /// EASE behind the Model interface: no passes; one candidate fit per lambda (Note [Closed-form
 /// models] in model.cpp); G is recomputed for each (cheap next to the solve), never kept.
 class EASEModel final : public ClosedFormModel, public ColumnShardedScores {
@@ -59,6 +62,8 @@ class EASEModel final : public ClosedFormModel, public ColumnShardedScores {
   std::string weights_name() const override { return "B"; }
   /// Whether B is split over the ranks (ease.solver resolved).
   bool distributed() const { return layout_ != nullptr; }
+  /// Whether the inverse goes through the users' Gram matrix (ease.solver resolved).
+  bool dual() const { return dual_; }
   int fit_candidates() const override { return static_cast<int>(lambdas_.size()); }
   std::string fit(int candidate, const FitContext& ctx) override;
   std::string fit_name(int candidate) const override;
@@ -75,6 +80,8 @@ class EASEModel final : public ClosedFormModel, public ColumnShardedScores {
   std::unique_ptr<BlockCyclicColumns> layout_;
   std::vector<std::int64_t> local_items_;
   void fit_distributed(double lambda, const FitContext& ctx);
+  bool dual_ = false;  // Note [Inverse through the users' Gram]
+  void fit_dual(double lambda, const FitContext& ctx);
   std::vector<double> lambdas_;
   std::int64_t items_;
   torch::Device device_;
