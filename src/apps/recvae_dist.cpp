@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,9 @@ std::string usage() {
          "  --resume        continue from output.dir's latest checkpoint (any number of ranks)\n"
          "  --check         check the config and the overrides (keys, types, ranges) and exit: 0 valid, 2 not;\n"
          "                  reads neither the data nor any checkpoint (sweeps check every trial before the first)\n"
+         "  --check-sets F  --check once per line of file F, each line a set of overrides K=V separated by tabs\n"
+         "                  (after the --set ones); prints 'set N: valid' or 'set N: REASON' per line and exits\n"
+         "                  0 when all are valid, 2 when not\n"
          "  --config-keys   print every config key with its default and meaning (Markdown rows) and exit\n"
          "  --help          this text\n"
          "\n"
@@ -43,6 +48,27 @@ std::string usage() {
          "             3 checkpointed on a signal\n";
 }
 
+// --check-sets: every line of `sets_path` is one set of tab-separated overrides, after `common`.
+int check_sets(const std::string& config_path, const std::vector<std::string>& common, const std::string& sets_path) {
+  std::ifstream in(sets_path);
+  if (!in) throw recvae::InputError(sets_path + ": cannot read the override sets (--check-sets)");
+  std::vector<std::vector<std::string>> sets;
+  for (std::string line; std::getline(in, line);) {
+    std::vector<std::string> set = common;
+    std::stringstream fields(line);
+    for (std::string kv; std::getline(fields, kv, '\t');)
+      if (!kv.empty()) set.push_back(kv);
+    sets.push_back(std::move(set));
+  }
+  const std::vector<std::string> reasons = recvae::check_override_sets(config_path, sets);
+  int refused = 0;
+  for (size_t i = 0; i < reasons.size(); ++i) {
+    std::printf("set %zu: %s\n", i + 1, reasons[i].empty() ? "valid" : reasons[i].c_str());
+    refused += !reasons[i].empty();
+  }
+  return refused ? recvae::kExitInputError : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -50,6 +76,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> overrides;
   bool resume = false;
   bool check_only = false;
+  std::string check_sets_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
@@ -60,6 +87,8 @@ int main(int argc, char** argv) {
       return 0;
     } else if (a == "--check") {
       check_only = true;
+    } else if (a == "--check-sets" && i + 1 < argc) {
+      check_sets_path = argv[++i];
     } else if (a == "--resume") {
       resume = true;
     } else if (a == "--set" && i + 1 < argc) {
@@ -81,6 +110,8 @@ int main(int argc, char** argv) {
     return recvae::kExitInputError;
   }
 
+  if (!check_sets_path.empty())
+    return recvae::run_guarded("recvae_dist", [&] { return check_sets(config_path, overrides, check_sets_path); });
   if (check_only)
     return recvae::run_guarded("recvae_dist", [&] {
       recvae::Config config = recvae::load_config(config_path, overrides);

@@ -58,12 +58,36 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
   return read_config(yaml_text, source, overrides, config_section_types());
 }
 
-Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+namespace {
+
+std::string read_config_text(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw InputError(path + ": cannot read config file");
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_config(ss.str(), path, overrides);
+  return ss.str();
+}
+
+}  // namespace
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  return parse_config(read_config_text(path), path, overrides);
+}
+
+std::vector<std::string> check_override_sets(const std::string& path,
+                                             const std::vector<std::vector<std::string>>& sets) {
+  const std::string text = read_config_text(path);
+  std::vector<std::string> reasons;
+  for (const auto& overrides : sets) {
+    try {
+      Config c = parse_config(text, path, overrides);
+      apply_model_defaults(c);
+      reasons.emplace_back();
+    } catch (const InputError& e) {
+      reasons.emplace_back(e.what());
+    }
+  }
+  return reasons;
 }
 
 void apply_model_defaults(Config& config) { fill_train_defaults(config, config_section_types()); }

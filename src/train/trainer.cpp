@@ -397,12 +397,18 @@ bool Trainer::Impl::train_step_epoch(StepModel& m, int epoch, const TrainingPosi
 // the epochs done and the best one, both in the checkpoint, so a resumed run that had stopped
 // stops again at once, and one resumed with a larger train.epochs (a sweep promoting a trial to
 // the next rung) goes on only while patience lasts.
+// A model may name a number S of leading epochs that patience passes over (Model::patience_start):
+// RaCT's actor and critic phases, whose validation figures say nothing of its actor-critic
+// training (during the critic's, they do not change at all, so a patience counted there would end
+// every run before its first actor-critic epoch). The K epochs then count from the best epoch or S,
+// whichever is later.
 bool Trainer::Impl::run_epochs(const TrainingPosition& pos, EpochReport& report,
                                const std::function<bool(int, const TrainingPosition&, EpochFigures&)>& train_epoch) {
   const int epochs = cfg.train.epochs;
   // Note [Patience].
   auto patience_spent = [&](int done) {
-    return cfg.train.patience > 0 && best.epoch() > 0 && done - best.epoch() >= cfg.train.patience;
+    const int from = std::max(best.epoch(), core->patience_start());
+    return cfg.train.patience > 0 && best.epoch() > 0 && done - from >= cfg.train.patience;
   };
   if (patience_spent(pos.epoch) && pos.epoch < epochs) {
     epochs_run = pos.epoch;
@@ -424,11 +430,15 @@ bool Trainer::Impl::run_epochs(const TrainingPosition& pos, EpochReport& report,
     const bool patient = !last && patience_spent(epoch + 1);
     if (due || last || stop || patient) save_checkpoint({epoch + 1, 0, 0});
     if (patient) {
+      const int start = core->patience_start();
+      const std::string counted = start > best.epoch() ? " since epoch " + std::to_string(start) + " (" + core->type() +
+                                                             "'s earlier epochs do not count)"
+                                                       : "";
       if (root)
         std::fprintf(stderr,
-                     "recvae: no better validation NDCG@100 for %d epoch(s) (best: epoch %d); stopping after epoch %d "
-                     "of %d (train.patience)\n",
-                     epoch + 1 - best.epoch(), best.epoch(), epoch + 1, epochs);
+                     "recvae: no better validation NDCG@100 for %d epoch(s)%s (best: epoch %d); stopping after epoch "
+                     "%d of %d (train.patience)\n",
+                     epoch + 1 - std::max(best.epoch(), start), counted.c_str(), best.epoch(), epoch + 1, epochs);
       epochs_run = epoch + 1;
       return true;
     }

@@ -294,7 +294,7 @@ void declare_common(const std::string& name, Config& c, KeyTable& t, const std::
     t.num("patience", c.train.patience, 0, 1 << 30,
           "> 0: stop training once validation NDCG@100 has not improved for this many epochs (the best epoch is still "
           "the one tested and saved; `final.json` says `stopped_early`); 0: run every epoch. Closed forms (EASE, "
-          "SLIM) ignore it");
+          "SLIM) ignore it; RaCT counts it in its actor-critic epochs only");
     t.text("precision", c.train.precision, {"fp32", "tf32"},
            "`tf32`: CUDA matrix products in TF32 (faster on Ampere/Hopper; no effect on CPU)");
   } else if (name == "eval") {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -201,6 +202,25 @@ TEST_F(RaCTRun, CriticLearnsOnAFixedActorAndFineTuningRaisesValidationNdcg) {
       for (const auto& [k, v] : f) line += " " + phase + "." + k + "=" + std::to_string(v);
     std::fprintf(stderr, "%s\n", line.c_str());
   }
+}
+
+// train.patience passes over the actor's and critic's own epochs (Note [Patience]): the critic's
+// leave validation unchanged, so a patience counted there would end the run before any
+// actor-critic epoch. An actor learning rate far too high makes the actor-critic epochs worse, so
+// the run must stop inside them, K epochs after the later of its best epoch and the critic's last.
+TEST_F(RaCTRun, PatienceCountsOnlyTheActorCriticEpochs) {
+  auto comm = make_mpi_communicator();
+  Config c = config("patience", 2, 4, 12);
+  c.section<RaCTConfig>().actor_lr = 0.05;
+  c.train.patience = 1;
+  c.eval.popularity_baseline = false;
+  RunResult r = Trainer(c, *comm).run();
+  const std::string metrics = testing::read_text(c.output.dir + "/metrics.jsonl");
+  const int ran = static_cast<int>(std::count(metrics.begin(), metrics.end(), '\n'));
+  const int own_phases = 2 + 4;
+  EXPECT_GT(ran, own_phases) << "patience stopped the run before its first actor-critic epoch";
+  ASSERT_LT(ran, c.train.epochs) << "the run never stopped early: the test no longer exercises patience";
+  EXPECT_EQ(ran, std::max(r.best_epoch, own_phases) + c.train.patience) << "best epoch " << r.best_epoch;
 }
 
 TEST_F(RaCTRun, ResumeInTheMiddleOfEveryPhaseEqualsTheUninterruptedRun) {

@@ -321,6 +321,19 @@ TEST_F(TrainerTest, CliReportsBadInputWithExitCode2) {
   expect_cli(dir + "/missing.yaml --check --set model.type=wmf", 0, "config valid (model.type wmf)");
   expect_cli(dir + "/missing.yaml --check --set wmf.dimm=3", 2, "wmf.dimm");
   expect_cli(dir + "/bad_key.yaml --check", 2, "train.learning_rate");
+  // --check-sets: a line per set of tab-separated overrides, after the --set ones; a verdict per line.
+  testing::write_text(dir + "/sets.txt", "train.epochs=3\ttrain.lr=0.01\nwmf.dimm=3\n\ntrain.dropout=1.5\n");
+  const auto sets = testing::run_command(std::string(RECVAE_DIST_BIN) + " " + dir +
+                                         "/missing.yaml --set model.type=wmf" + " --check-sets " + dir + "/sets.txt");
+  EXPECT_EQ(sets.exit_code, 2) << sets.output;
+  for (const char* verdict : {"set 1: valid\n", "set 2: ", "set 3: valid\n", "set 4: "})
+    EXPECT_NE(sets.output.find(verdict), std::string::npos) << verdict << "\n" << sets.output;
+  EXPECT_NE(sets.output.find("'wmf.dimm'"), std::string::npos) << sets.output;
+  EXPECT_NE(sets.output.find("'train.dropout'"), std::string::npos) << sets.output;
+  EXPECT_EQ(sets.output.find("set 5"), std::string::npos) << sets.output;
+  testing::write_text(dir + "/good_sets.txt", "train.epochs=3\nwmf.dim=8\ttrain.lr=0.01\n");
+  expect_cli(dir + "/missing.yaml --set model.type=wmf --check-sets " + dir + "/good_sets.txt", 0, "set 2: valid");
+  expect_cli(dir + "/missing.yaml --check-sets " + dir + "/none.txt", 2, "none.txt");
 }
 
 }  // namespace

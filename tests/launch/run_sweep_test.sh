@@ -39,7 +39,8 @@
 #   (the upper bound of a uniform range), a value of the wrong type, an unknown distribution,
 #   loguniform from 0, an unknown section, a key the runner sets (output.dir), a key swept and
 #   fixed, train.epochs swept with --halving, --halving for EASE; --dry-run lists the trials and
-#   starts none.
+#   starts none; every sweep file of configs/sweeps/ passes --dry-run, and the Gowalla ones but
+#   EASE's grid have the same number of trials, at least 12.
 set -uo pipefail
 
 if [[ $# -ne 3 ]]; then
@@ -370,6 +371,23 @@ if [[ "$MODE" == refusals ]]; then
   [[ $(grep -c "^[0-9]*	$TMP/dry/trials/" "$TMP/dry.log") -eq 12 ]] ||
     { cat "$TMP/dry.log"; fail "--dry-run did not list 12 trials"; }
   [[ ! -e "$TMP/dry" ]] || fail "--dry-run made the sweep directory"
+
+  # The shipped sweep files are accepted, and the fair table's (gowalla-*) give every model the
+  # same number of trials, at least 12 (issue 28); EASE, a closed form, takes its whole grid.
+  fair_trials=""
+  for f in "$SRC_DIR"/configs/sweeps/*.yaml; do
+    name=$(basename "$f" .yaml)
+    rc=0
+    bash "$SWEEP" "$f" --out "$TMP/shipped/$name" --dry-run >"$TMP/$name.dry.log" 2>&1 || rc=$?
+    [[ $rc -eq 0 ]] || { cat "$TMP/$name.dry.log"; fail "the shipped $name.yaml was refused (status $rc)"; }
+    count=$(grep -c "^[0-9]*	$TMP/shipped/$name/trials/" "$TMP/$name.dry.log")
+    [[ $name == gowalla-* && $name != gowalla-ease ]] || continue
+    [[ $count -ge 12 ]] || fail "$name.yaml has $count trials, fewer than 12"
+    [[ -z $fair_trials || $count -eq $fair_trials ]] || fail "$name.yaml has $count trials, another Gowalla sweep $fair_trials"
+    fair_trials=$count
+  done
+  [[ -n $fair_trials ]] || fail "no gowalla-*.yaml in configs/sweeps"
+  say "every shipped sweep file accepted; the Gowalla sweeps have $fair_trials trials each"
   bash "$SWEEP" --help >/dev/null || fail "sweep.sh --help failed"
 fi
 

@@ -63,6 +63,9 @@ class Model {
   /// Non-null while the model's weights are split by item columns over the ranks (then scores()
   /// is not used: every rank scores every user for its own items; Note [Column-sharded scores]).
   virtual ColumnShardedScores* column_shards() { return nullptr; }
+  /// Epochs that train.patience passes over: it neither stops within them nor counts them
+  /// (RaCT: its actor's and critic's own phases; Note [Patience] in trainer.cpp).
+  virtual int patience_start() const { return 0; }
 
   /// module().parameters(): the replicated parameters.
   std::vector<torch::Tensor> parameters() { return module().parameters(); }

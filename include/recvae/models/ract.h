@@ -81,6 +81,7 @@ class RaCTModel final : public StepModel {
   torch::Tensor regularizer(const StepContext& ctx) override;
   torch::Tensor scores(const SparseBatch& fold_in) override { return actor_->scores(fold_in); }
   bool after_pass(const PassSpec& pass) override;
+  int patience_start() const override { return actor_epochs_ + critic_epochs_; }
   std::vector<std::pair<std::string, double>> pass_summary(const PassSpec& pass,
                                                            const std::vector<double>& sums) override;
   std::vector<std::pair<std::string, std::int64_t>> shape() const override;

@@ -37,6 +37,12 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
                     const std::vector<std::string>& overrides = {});
 /// Reads and parses a config file; InputError when it is missing or unreadable.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+/// Checks the config file `path` under each override set in turn, as load_config and
+/// apply_model_defaults would: one entry per set, empty where it is valid, else the reason
+/// (recvae_dist --check-sets: a sweep checks all its trials in one process). InputError when the
+/// file cannot be read.
+std::vector<std::string> check_override_sets(const std::string& path,
+                                             const std::vector<std::vector<std::string>>& sets);
 /// Adds the sections model.type uses and fills the shared train keys left unset with its
 /// defaults (parse_config does it; code that builds a Config by hand gets it from the Trainer).
 void apply_model_defaults(Config& config);
