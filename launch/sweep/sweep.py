@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -542,20 +543,45 @@ def halving_settings(plan, args):
     return eta, rung_epochs(min_e, max_e, eta)
 
 
-def add_wall_seconds(plan, seconds):
-    """Adds `seconds` to OUT/wall_seconds.txt (the runner's wall time over its invocations) and
-    returns the new total."""
-    path = os.path.join(plan.out, "wall_seconds.txt")
-    total = 0.0
-    try:
-        with open(path, encoding="utf-8") as f:
-            total = float(f.read().strip() or 0)
-    except (OSError, ValueError):
-        pass
-    total += seconds
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("%.1f\n" % total)
-    return total
+class WallClock:
+    """OUT/wall_seconds.txt: the runner's wall time over all its invocations. The file holds the
+    earlier invocations' total plus this one's time so far, rewritten every `period` seconds
+    (RECVAE_SWEEP_WALL_PERIOD, default 30) and at the end, so that an invocation killed outright
+    (SIGKILL, a lost node, a session's end) still counts up to its last write."""
+
+    def __init__(self, plan, t_start, running):
+        self.path = os.path.join(plan.out, "wall_seconds.txt")
+        self.t_start, self.running = t_start, running
+        self.base = 0.0
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                self.base = float(f.read().strip() or 0)
+        except (OSError, ValueError):
+            pass
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        if running:
+            period = float(os.environ.get("RECVAE_SWEEP_WALL_PERIOD", "30"))
+            threading.Thread(target=self.tick, args=(max(0.1, period),), daemon=True).start()
+
+    def tick(self, period):
+        while not self.done.wait(period):
+            self.write()
+
+    def write(self):
+        with self.lock:
+            total = self.base + (time.time() - self.t_start if self.running else 0.0)
+            tmp = self.path + ".tmp"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write("%.1f\n" % total)
+            os.replace(tmp, self.path)
+            return total
+
+    def close(self):
+        """Stops the ticks; returns (this invocation's seconds, the total)."""
+        self.done.set()
+        total = self.write()
+        return time.time() - self.t_start, total
 
 
 def load_results(plan):
@@ -710,6 +736,7 @@ def main(argv):
     for d in ("trials", "logs", "slurm"):
         os.makedirs(os.path.join(plan.out, d), exist_ok=True)
     sweeper = Sweeper(plan, args, binary, eta, rungs)
+    clock = WallClock(plan, t_start, running=not args.report)
     if not args.report:
         remember_checked(plan, digests)
         if sweeper.failed:
@@ -722,11 +749,11 @@ def main(argv):
         try:
             sweeper.run()
         except SweepError as e:
+            clock.close()
             print("sweep.sh: %s" % e, file=sys.stderr)
             return 2
 
-    wall = time.time() - t_start
-    report = sweeper.report((wall, add_wall_seconds(plan, 0 if args.report else wall)))
+    report = sweeper.report(clock.close())
     w = report.summary()
     say("%d of %d trial(s) finished; report: %s" % (len(report.order), len(plan.trials),
                                                    os.path.join(plan.out, "sweep.md")))

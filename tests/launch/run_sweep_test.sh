@@ -24,7 +24,10 @@
 #      checkpoint) and ends with the same figures; once more: nothing runs;
 #   5. a 2-trial sweep whose trainer fails for one trial (a wrapper exiting 1 as on a non-finite
 #      loss): exit 1, the failed trial listed as failed below the other, not run again by the same
-#      command, run again with --retry-failed.
+#      command, run again with --retry-failed;
+#   6. a 2-trial sweep whose runner is killed with SIGKILL after the first trial (its wall clock
+#      written every 0.2 s): wall_seconds.txt holds at least 0.3 s and at most the time elapsed,
+#      and the sweep run again to the end counts it in its total (sweep.json).
 # MODE halving (about 1 minute): a 9-trial random sweep (learning rate, width) of Mult-DAE on the
 #   tiny set with train.epochs 9, run in full and with `--halving 3 --min-epochs 1` (rungs of 1, 3
 #   and 9 epochs: 9, 3 and 1 trials): the same winner with the same test figures, at most half the
@@ -222,6 +225,38 @@ EOF
   grep -q "lr=0.01: started" "$TMP/f-again.log" && fail "the failed trial was run again without --retry-failed"
   grep -q "lr=0.01: started" "$TMP/f-retry.log" || fail "--retry-failed did not run the failed trial again"
   say "a failing trial: listed as failed, exit 1, skipped when run again, retried with --retry-failed"
+
+  # --- 6. a runner killed outright (SIGKILL) still has its wall time counted ---
+  cat >"$TMP/killed.yaml" <<EOF
+base: $SRC_DIR/configs/multdae/quickstart.yaml
+fixed: {train.epochs: 3}
+space: {train.lr: [0.001, 0.003]}
+EOF
+  t0=$SECONDS
+  RECVAE_SWEEP_WALL_PERIOD=0.2 bash "$SWEEP" "$TMP/killed.yaml" --out "$TMP/k" "${common[@]}" >"$TMP/k1.log" 2>&1 &
+  runner_pid=$!
+  deadline=$((SECONDS + 120))
+  while ((SECONDS < deadline)) && [[ ! -d "$TMP/k/trials" || $(finals_in "$TMP/k") -lt 1 ]]; do sleep 0.05; done
+  sleep 0.5
+  kill -KILL "$runner_pid" 2>/dev/null
+  wait "$runner_pid" 2>/dev/null
+  runner_pid=""
+  pkill -KILL -f "$TMP/k/trials" 2>/dev/null
+  elapsed=$((SECONDS - t0 + 1))
+  killed_wall=$(cat "$TMP/k/wall_seconds.txt" 2>/dev/null) || fail "the killed runner left no wall_seconds.txt"
+  "$PY" -c "import sys; w = float(sys.argv[1]); sys.exit(0 if 0.3 <= w <= float(sys.argv[2]) else 1)" \
+    "$killed_wall" "$elapsed" || fail "the killed runner recorded $killed_wall wall seconds, expected 0.3..$elapsed"
+  rc=0
+  bash "$SWEEP" "$TMP/killed.yaml" --out "$TMP/k" "${common[@]}" >"$TMP/k2.log" 2>&1 || rc=$?
+  [[ $rc -eq 0 ]] || { cat "$TMP/k2.log"; fail "the sweep after the killed runner exited with status $rc"; }
+  "$PY" - "$TMP/k/sweep.json" "$killed_wall" <<'PY' || fail "the killed invocation's wall time was not kept"
+import json, sys
+j = json.load(open(sys.argv[1]))
+this, total, killed = j["wall_seconds_this_invocation"], j["wall_seconds_all_invocations"], float(sys.argv[2])
+print("sweep_test(local): wall seconds: killed runner %.1f, this one %.1f, all %.1f" % (killed, this, total))
+sys.exit(0 if abs(total - this - killed) <= 0.2 else 1)
+PY
+  say "a runner killed with SIGKILL: its wall time up to its last write is kept in the total"
 fi
 
 # ------------------------------------------------------------------------------------------------
