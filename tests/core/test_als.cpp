@@ -76,8 +76,9 @@ TEST(ALS, OneSolveMatchesTheDenseNormalEquationsForWMFAndPMF) {
   PMFConfig p;
   p.dim = 6;
   p.regularization = 0.5;
-  // Both routes: the build's default (per-row LAPACK on the CPU) and the batched one that GPUs
-  // and builds without LAPACK take.
+  // Both routes: the build's default (for WMF per-row LAPACK on the CPU; for PMF one system shared
+  // by every row, Note [Rows that share one system]) and the batched one that GPUs and builds
+  // without LAPACK take (a factorisation per row for PMF too).
   for (const bool batched : {false, true})
     for (const ALSObjective& o : {wmf_objective(w), pmf_objective(p)}) {
       auto got = batched ? als_solve_rows_batched(f, f.t().matmul(f), m, o, 25, 0, "test")
@@ -90,6 +91,8 @@ TEST(ALS, OneSolveMatchesTheDenseNormalEquationsForWMFAndPMF) {
       }
       EXPECT_EQ(got[4].abs().max().item<double>(), 0.0);  // nothing observed: w = 0
     }
+  EXPECT_TRUE(pmf_objective(p).rows_share_one_system());
+  EXPECT_FALSE(wmf_objective(w).rows_share_one_system());
 }
 
 // Note [Conjugate-gradient rows]: with enough steps CG reaches the exact solution (k steps in exact
@@ -136,6 +139,18 @@ TEST(ALS, ASingularSystemNamesTheRow) {
       EXPECT_NE(std::string(e.what()).find("user step: the system of row 10"), std::string::npos) << e.what();
       EXPECT_NE(std::string(e.what()).find("raise the regularization"), std::string::npos) << e.what();
     }
+  }
+  // PMF's one shared system (Note [Rows that share one system]) is refused as a whole.
+  PMFConfig p;
+  p.dim = 3;
+  p.regularization = 0;
+  try {
+    als_solve_rows(f, f.t().matmul(f), m, pmf_objective(p), 5, 100, "item step");
+    FAIL() << "solved a singular shared system";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("item step: the system that every row shares is not positive definite"),
+              std::string::npos)
+        << e.what();
   }
 }
 

@@ -61,6 +61,9 @@ struct ALSObjective {
   int cg_steps = 0;               ///< > 0: that many conjugate-gradient steps per row instead of the exact solve
   /// lambda (n + alpha_0 * others)^nu.
   double row_regularization(std::int64_t n, std::int64_t others) const;
+  /// True when every row's matrix is the same (PMF: nothing observed in the Gram part, nu = 0), so
+  /// one factorisation serves all rows (Note [Rows that share one system]).
+  bool rows_share_one_system() const { return !observed_in_gram && regularization_exp == 0; }
   /// How one observation of value x enters its row's system: its factor scaled by `gram` in the
   /// Gram term (sqrt(a), so that the outer product carries a; 0 for PMF) and by `rhs` on the right
   /// (t a: a for WMF, 1 for PMF).
@@ -74,10 +77,10 @@ struct ALSObjective {
 
 /// For every row r of `x` (columns index the rows of `factors` [n, k]), the exact minimiser
 ///   (alpha_0 F^T F + lambda_r I + sum_{j in r} a_rj f_j f_j^T) w_r = sum_{j in r} t_rj f_j
-/// on the factors' device: per-row LAPACK solves on the CPU where the build has LAPACK, the batched
-/// route otherwise. `gram` is F^T F; `others` is N for lambda_r. Throws InputError naming row
-/// `first_row + r` when a system is not positive definite. With o.cg_steps > 0 and CPU factors,
-/// each row takes that many conjugate-gradient steps from `start` (the rows' current values;
+/// on the factors' device: one shared factorisation when o.rows_share_one_system(), else per-row
+/// LAPACK solves on the CPU where the build has LAPACK, the batched route otherwise. `gram` is F^T F; `others` is N for
+/// lambda_r. Throws InputError naming row `first_row + r` when a system is not positive definite. With o.cg_steps > 0
+/// and CPU factors, each row takes that many conjugate-gradient steps from `start` (the rows' current values;
 /// undefined: zeros) instead (Note [Conjugate-gradient rows]).
 torch::Tensor als_solve_rows(const torch::Tensor& factors, const torch::Tensor& gram, const CsrMatrix& x,
                              const ALSObjective& o, std::int64_t others, std::int64_t first_row, const char* what,
