@@ -118,10 +118,20 @@ class Report:
         return {"trial": self.winner.name, "index": self.winner.index,
                 "overrides": {k: v for k, v in self.winner.overrides.items()},
                 "run_dir": r.run_dir, "best_epoch": r.final.get("best_epoch"),
+                "at_edge": self.winner_edges(),
                 "epochs": r.target_epochs,
                 "validation": {m: r.validation(m) for m in METRICS},
                 "test": {m: r.test(m) for m in METRICS},
                 "winner_yaml": self.path("winner.yaml")}
+
+    def winner_edges(self):
+        """{key: where} for the winner's values at an end of their space (Param.edge)."""
+        edges = {}
+        for key, value in self.winner.overrides.items():
+            where = self.plan.sweep.param(key).edge(value)
+            if where:
+                edges[key] = where
+        return edges
 
     def halving_dict(self):
         if not self.halving:
@@ -178,8 +188,12 @@ class Report:
                         fmt(w["validation"][m]) for m in METRICS),
                     "- **result (test): NDCG@100 %s, Recall@20 %s, Recall@50 %s**" % tuple(
                         fmt(w["test"][m]) for m in METRICS),
-                    "- config: `%s` (`recvae_dist %s` trains it again)" % (w["winner_yaml"], w["winner_yaml"]),
-                    ""]
+                    "- config: `%s` (`recvae_dist %s` trains it again)" % (w["winner_yaml"], w["winner_yaml"])]
+            for key, where in w["at_edge"].items():
+                out.append("- **at the edge of the space:** `%s=%s` is %s; the optimum may lie beyond it, "
+                           "so widen the space there before trusting the result" % (
+                               key, format_value(w["overrides"][key]), where))
+            out.append("")
         if self.halving:
             h = self.halving_dict()
             full = h["epochs_full_sweep"]

@@ -142,6 +142,32 @@ class Param:
             return list(self.values)
         return [self.low, self.high]
 
+    def edge(self, value, margin=0.05):
+        """Where `value` sits at an end of this key's space, in words ("the largest listed value",
+        "the lowest 5% of the range"), else None. A list counts when it has three or more numbers
+        (two values have no inside); a range, when the value lies within `margin` of an end (on the
+        log scale for loguniform). A winner there may be short of the optimum: widen the space."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if self.values is not None:
+            numbers = [v for v in self.values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if self.kind != "list" or len(numbers) != len(self.values) or len(numbers) < 3:
+                return None
+            if value == min(numbers):
+                return "the smallest listed value"
+            if value == max(numbers):
+                return "the largest listed value"
+            return None
+        low, high, x = float(self.low), float(self.high), float(value)
+        if self.log_scale:
+            low, high, x = math.log(low), math.log(high), math.log(max(x, float(self.low)))
+        where = (x - low) / (high - low)
+        if where <= margin:
+            return "the lowest %d%% of the range" % round(100 * margin)
+        if where >= 1 - margin:
+            return "the highest %d%% of the range" % round(100 * margin)
+        return None
+
     def draw(self, rng):
         if self.values is not None:
             return self.values[rng.randrange(len(self.values))]

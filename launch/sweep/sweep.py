@@ -762,6 +762,8 @@ def main(argv):
             "recall@50 %.4f; config %s" % (w["validation"]["ndcg@100"], w["index"], w["trial"],
                                            w["test"]["ndcg@100"], w["test"]["recall@20"],
                                            w["test"]["recall@50"], w["winner_yaml"]))
+        for key, where in w["at_edge"].items():
+            say("winner's %s is %s: the optimum may lie beyond it; widen the space there" % (key, where))
     if rungs:
         say("successive halving: %d epochs trained, %d for a full sweep at %d epochs" % (
             report.epochs_trained(), len(plan.trials) * rungs[-1], rungs[-1]))

@@ -16,6 +16,9 @@ Checked:
   - each trial's run config (config.yaml) holds the trial's overrides, read from the trial's name
     in the manifest of sweep.json's rows;
   - winner.yaml: the winner's overrides at their nested keys;
+  - the winner's keys at an end of the space (a list of 3+ numbers: its smallest or largest value;
+    a range: within 5% of an end, log scale for loguniform), recomputed from the sweep file, are
+    the ones sweep.json's `at_edge` names and sweep.md flags;
   - --png: sweep.png is a PNG of a sensible size.
 Prints one line per failed check; exit status 0 when all pass, 1 otherwise.
 """
@@ -23,6 +26,7 @@ Prints one line per failed check; exit status 0 when all pass, 1 otherwise.
 import argparse
 import csv
 import json
+import math
 import os
 import struct
 import sys
@@ -130,6 +134,28 @@ def main():
         wy = yaml.safe_load(f)
     for key, value in w.get("overrides", {}).items():
         check(same(nested(wy, key), value), "winner.yaml %s=%r, the winner's is %r" % (key, nested(wy, key), value))
+
+    # the winner's keys at an end of the space, recomputed from the sweep file's space
+    with open(summary["sweep_file"]) as f:
+        space = yaml.safe_load(f)["space"]
+    want = set()
+    for key, value in w.get("overrides", {}).items():
+        spec = space[key]
+        if isinstance(spec, list):
+            if len(spec) >= 3 and all(isinstance(v, (int, float)) for v in spec) and value in (min(spec), max(spec)):
+                want.add(key)
+        else:
+            (kind, bounds), = spec.items()
+            if kind != "choice":
+                lo, hi, x = (math.log(v) for v in (*bounds, value)) if kind.endswith("loguniform") else (*bounds, value)
+                if not 0.05 < (x - lo) / (hi - lo) < 0.95:
+                    want.add(key)
+    got = set(w.get("at_edge", {}))
+    check(got == want, "sweep.json's at_edge names %s; the winner is at an end of the space for %s"
+          % (sorted(got), sorted(want)))
+    with open(os.path.join(d, "sweep.md")) as f:
+        flagged = {line.split("`")[1].split("=")[0] for line in f if line.startswith("- **at the edge of the space:**")}
+    check(flagged == want, "sweep.md flags %s at the edge, expected %s" % (sorted(flagged), sorted(want)))
 
     if args.png:
         with open(os.path.join(d, "sweep.png"), "rb") as f:

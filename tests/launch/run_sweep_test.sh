@@ -424,6 +424,26 @@ if [[ "$MODE" == refusals ]]; then
   [[ -n $fair_trials ]] || fail "no gowalla-*.yaml in configs/sweeps"
   say "every shipped sweep file accepted; the Gowalla sweeps have $fair_trials trials each"
   bash "$SWEEP" --help >/dev/null || fail "sweep.sh --help failed"
+
+  # A winner at an end of its space is flagged (space.Param.edge; check_sweep.py checks the flag in
+  # the reports of the local and halving modes): the ends of a list of 3+ numbers, the outer 5% of
+  # a range (log scale for loguniform); never a choice, a list of words or of two values.
+  "$PY" - "$SRC_DIR/launch/sweep" <<'PY' || fail "space.Param.edge (above)"
+import sys
+sys.path.insert(0, sys.argv[1])
+from space import Param
+cases = [([64, 128, 256, 512], 512, "the largest listed value"), ([64, 128, 256, 512], 64, "the smallest listed value"),
+         ([64, 128, 256, 512], 256, None), ([1, 2], 2, None), (["a", "b", "c"], "c", None),
+         ({"choice": [1, 2, 3]}, 3, None), ({"loguniform": [0.1, 100]}, 0.11, "the lowest 5% of the range"),
+         ({"loguniform": [0.1, 100]}, 4.2, None), ({"loguniform": [0.1, 100]}, 85, "the highest 5% of the range"),
+         ({"uniform": [0.0, 1.0]}, 0.5, None), ({"uniform": [0.0, 1.0]}, 0.97, "the highest 5% of the range"),
+         ({"int_uniform": [1, 100]}, 3, "the lowest 5% of the range")]
+bad = [(spec, v, Param("k", spec).edge(v), want) for spec, v, want in cases if Param("k", spec).edge(v) != want]
+for spec, v, got, want in bad:
+    print("  edge of %r at %r: %r, expected %r" % (spec, v, got, want))
+sys.exit(1 if bad else 0)
+PY
+  say "a winner at an end of its space is flagged"
 fi
 
 say "PASS in $((SECONDS - T0)) s"
