@@ -255,17 +255,18 @@ namespace {
 // PMF counts every entry as one squared error, so no observation enters a row's matrix, and its
 // lambda does not depend on the row's count (nu = 0): every row solves (alpha_0 F^T F + lambda I)
 // w_r = sum_{j in r} t_rj f_j with the same matrix A. Then W = (X F) A^-1: one sparse product,
-// one k x k Cholesky and one triangular solve with all rows as right-hand sides, instead of a
-// factorisation per row (k^3 / 3 flops each; at k 512, 2.9 TFLOP a Gowalla epoch). The
-// arithmetic is in float64, on the factors' device; the result is the same minimiser.
+// one k x k Cholesky and inverse (in float64: k^3, cheap) and one GEMM of all rows with A^-1 in
+// the factors' precision, instead of a factorisation per row (k^3 / 3 flops each; at k 512,
+// 2.9 TFLOP a Gowalla epoch). The GEMM, not two triangular solves with every row, because at
+// large k the rows x k^2 part is the whole cost, and a GEMM is the fastest way to pay it.
 torch::Tensor als_solve_shared_system(const torch::Tensor& factors, const torch::Tensor& gram, const CsrMatrix& x,
                                       const ALSObjective& o, std::int64_t others, const char* what) {
   const std::int64_t rows = x.rows, k = factors.size(1), base_ptr = x.indptr[0];
   const std::int64_t nnz = x.indptr[rows] - base_ptr;
   auto coords = torch::empty({2, nnz}, torch::kInt64);
-  auto weights = torch::empty({nnz}, torch::kFloat64);
+  auto weights = torch::empty({nnz}, torch::kFloat32);
   auto* cp = coords.data_ptr<std::int64_t>();
-  auto* wp = weights.data_ptr<double>();
+  auto* wp = weights.data_ptr<float>();
   for (std::int64_t r = 0; r < rows; ++r)
     for (std::int64_t p = x.indptr[r] - base_ptr; p < x.indptr[r + 1] - base_ptr; ++p) {
       cp[p] = r;
@@ -273,8 +274,10 @@ torch::Tensor als_solve_shared_system(const torch::Tensor& factors, const torch:
       wp[p] = o.observation_weight(x.data[p]).rhs;
     }
   const auto dev = factors.device();
-  const auto xs = torch::sparse_coo_tensor(coords.to(dev), weights.to(dev), {rows, factors.size(0)}).coalesce();
-  const auto b = torch::mm(xs, factors.to(torch::kFloat64));  // rows x k: sum_{j in r} t_rj f_j
+  const auto f = factors.scalar_type() == torch::kFloat64 ? factors : factors.to(torch::kFloat32);
+  const auto xs =
+      torch::sparse_coo_tensor(coords.to(dev), weights.to(dev, f.scalar_type()), {rows, factors.size(0)}).coalesce();
+  const auto b = torch::mm(xs, f);  // rows x k: sum_{j in r} t_rj f_j
   const auto a = gram.to(torch::kFloat64) * o.unobserved_weight +
                  o.row_regularization(0, others) * torch::eye(k, torch::dtype(torch::kFloat64).device(dev));
   const auto [l, info] = torch::linalg_cholesky_ex(a);
@@ -282,7 +285,7 @@ torch::Tensor als_solve_shared_system(const torch::Tensor& factors, const torch:
     throw InputError(std::string(what) +
                      ": the system that every row shares is not positive definite; raise the "
                      "regularization");
-  auto out = torch::cholesky_solve(b.t(), l).t();
+  auto out = b.matmul(torch::cholesky_inverse(l).to(b.scalar_type()));
   if (!torch::isfinite(out).all().item<bool>())
     throw InputError(std::string(what) + ": non-finite factors from the shared solve; raise the regularization");
   return out.to(factors.scalar_type()).contiguous();

@@ -78,9 +78,10 @@ struct ALSObjective {
 /// For every row r of `x` (columns index the rows of `factors` [n, k]), the exact minimiser
 ///   (alpha_0 F^T F + lambda_r I + sum_{j in r} a_rj f_j f_j^T) w_r = sum_{j in r} t_rj f_j
 /// on the factors' device: one shared factorisation when o.rows_share_one_system(), else per-row
-/// LAPACK solves on the CPU where the build has LAPACK, the batched route otherwise. `gram` is F^T F; `others` is N for
-/// lambda_r. Throws InputError naming row `first_row + r` when a system is not positive definite. With o.cg_steps > 0
-/// and CPU factors, each row takes that many conjugate-gradient steps from `start` (the rows' current values;
+/// LAPACK solves on the CPU where the build has LAPACK, the batched route otherwise. `gram` is
+/// F^T F; `others` is N for lambda_r. Throws InputError naming row `first_row + r` when a system
+/// is not positive definite. With o.cg_steps > 0 and CPU factors, each row takes that many
+/// conjugate-gradient steps from `start` (the rows' current values;
 /// undefined: zeros) instead (Note [Conjugate-gradient rows]).
 torch::Tensor als_solve_rows(const torch::Tensor& factors, const torch::Tensor& gram, const CsrMatrix& x,
                              const ALSObjective& o, std::int64_t others, std::int64_t first_row, const char* what,
