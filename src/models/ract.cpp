@@ -7,6 +7,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <yaml-cpp/yaml.h>
+
 #include "recvae/linalg/sparse_ops.h"
 #include "recvae/models/multvae.h"
 #include "recvae/models/recvae.h"
@@ -280,8 +282,8 @@ void RaCTConfig::declare(KeyTable& t) {
   t.text("actor", actor, {"multvae", "recvae"},
          "the actor: `multvae` (the paper) or `recvae`; its section (`multvae:` / `recvae:`) gives its shape and loss");
   t.text("actor_run", actor_run, {},
-         "a finished run directory of the actor's type whose `best_model.pt` is the starting actor; its shape must "
-         "match the actor's section");
+         "a finished run directory of the actor's type: its `best_model.pt` is the starting actor, and the actor "
+         "section of its `config.yaml` replaces this config's (rank 0 prints each value that changes)");
   t.num("actor_epochs", actor_epochs, 0, 1e6,
         "maximum-likelihood epochs of the actor in this run (its own schedule, `train.lr`), when there is no "
         "`actor_run`; one of the two is required");
@@ -296,6 +298,50 @@ void RaCTConfig::declare(KeyTable& t) {
   t.num("critic_l2", critic_l2, 0.0, 1e6,
         "critic penalty critic_l2 * |theta|^2 / train.batch_size per step (the authors' 2 * l2_regularizer(1e-4) / "
         "batch)");
+}
+
+// Note [The actor run's section]
+// ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+// An actor from ract.actor_run is that run's model: its widths are fixed by the archive, and the
+// rest of its section (annealing, gamma ...) is how it was trained. So the actor's section is
+// taken whole from the run's config.yaml, replacing what this config gives, and each value that
+// changes is printed by rank 0. The alternative, a config that must repeat the actor's widths,
+// made every fine-tuning of a tuned actor (a sweep's winner) a hand-copied pair of --set flags,
+// and the one that forgot them was refused only once the data were loaded. A key of the actor
+// section that the run's config.yaml lacks (written by an older build) keeps this config's
+// value; the shape check when the archive loads (load_actor) still refuses a mismatch. A run
+// directory without config.yaml, or of another model type, is left to load_actor to refuse.
+std::vector<std::string> RaCTConfig::adopt(Config& c) {
+  if (actor_run.empty()) return {};
+  const std::string file = RunDir(actor_run).config();
+  if (!std::filesystem::exists(file)) return {};
+  YAML::Node run;
+  try {
+    run = YAML::LoadFile(file);
+  } catch (const YAML::Exception& e) {
+    throw InputError("ract.actor_run: cannot read " + file + ": " + e.what());
+  }
+  const YAML::Node type = run.IsMap() && run["model"].IsMap() ? run["model"]["type"] : YAML::Node();
+  if (!type || !type.IsScalar() || type.Scalar() != actor) return {};
+  const YAML::Node theirs = run[actor];
+  if (!theirs.IsMap())
+    throw InputError("ract.actor_run: " + file + " is a " + actor + " run without a '" + actor + ":' section");
+  ConfigSection* mine = c.sections.find(actor);
+  if (!mine) return {};
+  KeyTable table(actor, file);
+  mine->declare(table);
+  std::vector<std::string> notes;
+  for (const auto& k : table.keys()) {
+    const YAML::Node value = theirs[k.name.substr(actor.size() + 1)];
+    if (!value) continue;
+    const std::string before = YAML::Dump(k.write());
+    k.read(value, k.name);
+    const std::string after = YAML::Dump(k.write());
+    if (after != before)
+      notes.push_back("ract.actor_run: " + k.name + " is " + after + ", the actor run's (" + file +
+                      "), not this config's " + before);
+  }
+  return notes;
 }
 
 void RaCTConfig::validate(const Config& c, const std::string& source) const {

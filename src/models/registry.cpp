@@ -90,6 +90,9 @@ std::vector<std::string> check_override_sets(const std::string& path,
   return reasons;
 }
 
-void apply_model_defaults(Config& config) { fill_train_defaults(config, config_section_types()); }
+void apply_model_defaults(Config& config) {
+  fill_train_defaults(config, config_section_types());  // first: it adds the sections adopt_sections fills
+  adopt_sections(config);
+}
 
 }  // namespace recvae

@@ -524,6 +524,7 @@ RunResult Trainer::run(bool resume) {
         "recvae: model %s; %lld train users, %lld items; %d rank(s), backend %s, device %s, %d thread(s) per rank\n",
         s.core->type().c_str(), static_cast<long long>(s.data.train_users), static_cast<long long>(s.data.items),
         s.comm.size(), s.comm.backend().c_str(), s.device.str().c_str(), s.threads);
+    for (const auto& note : s.cfg.notes) std::fprintf(stderr, "recvae: %s\n", note.c_str());
     if (!checkpoint.empty() && s.candidates) {
       const bool in_refit = pos.epoch >= epochs;  // stopped while fitting the best again
       std::fprintf(stderr, "recvae: resumed from %s at fit %d of %d%s%s\n", checkpoint.c_str(),

@@ -413,6 +413,14 @@ void fill_train_defaults(Config& c, const std::vector<SectionType>& types) {
   if (c.train.dropout < 0) c.train.dropout = d.dropout;
 }
 
+void adopt_sections(Config& c) {
+  for (const auto& name : c.used_sections())
+    if (ConfigSection* s = c.sections.find(name)) {
+      std::vector<std::string> notes = s->adopt(c);
+      c.notes.insert(c.notes.end(), notes.begin(), notes.end());
+    }
+}
+
 Config read_config(const std::string& yaml_text, const std::string& source, const std::vector<std::string>& overrides,
                    const std::vector<SectionType>& types) {
   YAML::Node root;

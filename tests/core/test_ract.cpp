@@ -253,16 +253,28 @@ TEST_F(RaCTRun, ResumeInTheMiddleOfEveryPhaseEqualsTheUninterruptedRun) {
   for (size_t i = 0; i < a->buffers().size(); ++i) EXPECT_TRUE(torch::equal(a->buffers()[i], b->buffers()[i]));
 }
 
-TEST_F(RaCTRun, StartsFromAnActorRunAndRefusesAMismatchedOne) {
+TEST_F(RaCTRun, StartsFromAnActorRunWithItsSectionAndRefusesAMismatchedOne) {
   auto comm = make_mpi_communicator();
   Config actor = config("actor", 0, 0, 0);
   actor.model.type = "multvae";
   actor.train.epochs = 3;
+  actor.section<MultVAEConfig>().hidden_dim = 40;  // not the widths config() gives a RaCT run
+  actor.section<MultVAEConfig>().latent_dim = 8;
   RunResult trained = Trainer(actor, *comm).run();
   const std::string actor_dir = actor.output.dir;
 
+  // Note [The actor run's section]: the run's multvae section replaces the RaCT config's, saying so.
   Config c = config("from_run", 0, 1, 0);
   c.section<RaCTConfig>().actor_run = actor_dir;
+  Config adopted = c;
+  apply_model_defaults(adopted);
+  EXPECT_EQ(adopted.section<MultVAEConfig>().hidden_dim, 40);
+  EXPECT_EQ(adopted.section<MultVAEConfig>().latent_dim, 8);
+  EXPECT_EQ(adopted.section<MultVAEConfig>().anneal_steps, 200);
+  ASSERT_EQ(adopted.notes.size(), 2u);
+  EXPECT_NE(adopted.notes[0].find("multvae.hidden_dim is 40, the actor run's"), std::string::npos) << adopted.notes[0];
+  EXPECT_NE(adopted.notes[0].find("not this config's 64"), std::string::npos) << adopted.notes[0];
+  EXPECT_EQ(c.section<MultVAEConfig>().hidden_dim, 64);  // the Trainer adopts into its own copy
   Trainer t(c, *comm);
   // The loaded actor scores as the best model of the actor run did.
   EXPECT_NEAR(t.evaluate(true).mean_ndcg100(), trained.test.mean_ndcg100(), 1e-6);
@@ -276,9 +288,23 @@ TEST_F(RaCTRun, StartsFromAnActorRunAndRefusesAMismatchedOne) {
     }
     return "";
   };
+  // A copy of the run with `config` as its config.yaml ("": none), for actor_run.
+  auto copy_of_run = [&](const std::string& name, const std::string& config) {
+    const std::string dir = scratch_dir("ract_" + name);
+    std::filesystem::create_directories(dir);
+    for (const char* f : {"best_model.pt", "final.json"})
+      std::filesystem::copy_file(actor_dir + "/" + f, dir + "/" + f, std::filesystem::copy_options::overwrite_existing);
+    if (!config.empty()) std::ofstream(dir + "/config.yaml") << config;
+    return dir;
+  };
+  // Without the run's config.yaml the section stays this config's, and the archive's shapes are checked.
   Config wider = c;
+  wider.section<RaCTConfig>().actor_run = copy_of_run("bare_actor", "");
   wider.section<MultVAEConfig>().hidden_dim = 65;
   EXPECT_NE(refusal(wider).find("must match the run that trained it"), std::string::npos) << refusal(wider);
+  Config unreadable = c;
+  unreadable.section<RaCTConfig>().actor_run = copy_of_run("garbled_actor", "model: {type: multvae\nmultvae: [");
+  EXPECT_NE(refusal(unreadable).find("ract.actor_run: cannot read"), std::string::npos) << refusal(unreadable);
   Config other = c;
   other.section<RaCTConfig>().actor = "recvae";
   EXPECT_NE(refusal(other).find("is a multvae run, but ract.actor is recvae"), std::string::npos) << refusal(other);

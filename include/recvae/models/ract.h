@@ -22,7 +22,7 @@ struct RaCTConfig : Section<RaCTConfig> {
   static constexpr const char* kSummary =
       "RaCT (Lobel et al. 2020): a critic of NDCG@100 fine-tunes a Mult-VAE or RecVAE actor";
   std::string actor = "multvae";  ///< multvae | recvae; its own section (multvae: / recvae:) shapes it
-  std::string actor_run;          ///< run directory whose best_model.pt is the starting actor ("": pre-train here)
+  std::string actor_run;          ///< finished run whose best_model.pt and actor section are the actor ("": pre-train)
   int actor_epochs = 0;           ///< maximum-likelihood epochs of the actor in this run (with no actor_run)
   int critic_epochs = 50;         ///< critic pre-training epochs, actor fixed (the authors' n_epochs_ac_only)
   int ac_epochs = 50;             ///< actor-critic epochs (n_epochs_pred_and_ac)
@@ -34,6 +34,8 @@ struct RaCTConfig : Section<RaCTConfig> {
   /// The actor's learning rate and dropout; epochs: the sum of the three phases.
   TrainDefaults train_defaults(const Config& config) const override;
   std::vector<std::string> also_uses(const Config&) const override { return {actor}; }
+  /// With actor_run: the actor's section becomes the actor run's (Note [The actor run's section]).
+  std::vector<std::string> adopt(Config& config) override;
 };
 
 /// NDCG@k of each row of `logits` [rows, items] against the row's unseen items (the non-zeros

@@ -43,8 +43,9 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
 /// file cannot be read.
 std::vector<std::string> check_override_sets(const std::string& path,
                                              const std::vector<std::vector<std::string>>& sets);
-/// Adds the sections model.type uses and fills the shared train keys left unset with its
-/// defaults (parse_config does it; code that builds a Config by hand gets it from the Trainer).
+/// Adds the sections model.type uses, fills the shared train keys left unset with its defaults
+/// and adopts what the sections take from finished runs (adopt_sections: RaCT's actor section).
+/// parse_config does the first two; the Trainer and --check do all three.
 void apply_model_defaults(Config& config);
 
 /// One registry entry for section type S and factory `make` (returning the model's training

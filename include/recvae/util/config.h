@@ -164,6 +164,10 @@ class ConfigSection {
   virtual TrainDefaults train_defaults(const Config& config) const { return {}; }
   /// Other model sections a run of this model reads (RaCT: its actor's).
   virtual std::vector<std::string> also_uses(const Config& config) const { return {}; }
+  /// Fills other sections from a finished run this section names (RaCT: its actor's section from
+  /// ract.actor_run's config.yaml); adopt_sections calls it. Returns what it changed, for rank 0 to
+  /// print; throws InputError when the run's config is unreadable.
+  virtual std::vector<std::string> adopt(Config& config) { return {}; }
 };
 
 /// CRTP helper: the copy for ConfigSection::clone.
@@ -206,7 +210,8 @@ struct Config {
   EvalConfig eval;
   OutputConfig output;
   DistConfig dist;
-  SectionStore sections;  ///< the model sections (the run's own, RaCT's actor's, any set in code)
+  SectionStore sections;           ///< the model sections (the run's own, RaCT's actor's, any set in code)
+  std::vector<std::string> notes;  ///< what adopt_sections took from finished runs, for rank 0 to print
 
   /// The model section S (S::kName), created with its defaults when absent.
   template <class S>
@@ -240,6 +245,11 @@ Config read_config(const std::string& yaml_text, const std::string& source, cons
 /// Makes sure the sections model.type uses exist (created by `types`), then fills the shared
 /// train keys left unset (-1) with the model's TrainDefaults. Idempotent.
 void fill_train_defaults(Config& config, const std::vector<SectionType>& types);
+
+/// Lets each section the run uses fill others from the finished runs it names
+/// (ConfigSection::adopt), appending what changed to config.notes. Training and --check do it
+/// (apply_model_defaults); recvae_recommend, whose run's config.yaml already holds the result, does not.
+void adopt_sections(Config& config);
 
 /// The key table of the common sections followed by each model type's section, as Markdown
 /// rows "| `key` | default | meaning |" in declaration order (configs/README.md's tables).
