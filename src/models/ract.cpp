@@ -1,6 +1,8 @@
 #include "recvae/models/ract.h"
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -311,6 +313,23 @@ void RaCTConfig::declare(KeyTable& t) {
 // section that the run's config.yaml lacks (written by an older build) keeps this config's
 // value; the shape check when the archive loads (load_actor) still refuses a mismatch. A run
 // directory without config.yaml, or of another model type, is left to load_actor to refuse.
+namespace {
+
+// A value as a person reads it: config.yaml keeps 17 significant digits (0.29999999999999999),
+// a note needs 6.
+std::string readable(const YAML::Node& n) {
+  const std::string text = YAML::Dump(n);
+  if (!n.IsScalar() || text.find_first_of(".eE") == std::string::npos) return text;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size()) return text;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+}  // namespace
+
 std::vector<std::string> RaCTConfig::adopt(Config& c) {
   if (actor_run.empty()) return {};
   const std::string file = RunDir(actor_run).config();
@@ -334,12 +353,12 @@ std::vector<std::string> RaCTConfig::adopt(Config& c) {
   for (const auto& k : table.keys()) {
     const YAML::Node value = theirs[k.name.substr(actor.size() + 1)];
     if (!value) continue;
-    const std::string before = YAML::Dump(k.write());
+    const YAML::Node before = k.write();
     k.read(value, k.name);
-    const std::string after = YAML::Dump(k.write());
-    if (after != before)
-      notes.push_back("ract.actor_run: " + k.name + " is " + after + ", the actor run's (" + file +
-                      "), not this config's " + before);
+    const YAML::Node after = k.write();
+    if (YAML::Dump(after) != YAML::Dump(before))
+      notes.push_back("ract.actor_run: " + k.name + " is " + readable(after) + ", the actor run's (" + file +
+                      "), not this config's " + readable(before));
   }
   return notes;
 }

@@ -260,6 +260,7 @@ TEST_F(RaCTRun, StartsFromAnActorRunWithItsSectionAndRefusesAMismatchedOne) {
   actor.train.epochs = 3;
   actor.section<MultVAEConfig>().hidden_dim = 40;  // not the widths config() gives a RaCT run
   actor.section<MultVAEConfig>().latent_dim = 8;
+  actor.section<MultVAEConfig>().beta_cap = 0.3;
   RunResult trained = Trainer(actor, *comm).run();
   const std::string actor_dir = actor.output.dir;
 
@@ -271,9 +272,12 @@ TEST_F(RaCTRun, StartsFromAnActorRunWithItsSectionAndRefusesAMismatchedOne) {
   EXPECT_EQ(adopted.section<MultVAEConfig>().hidden_dim, 40);
   EXPECT_EQ(adopted.section<MultVAEConfig>().latent_dim, 8);
   EXPECT_EQ(adopted.section<MultVAEConfig>().anneal_steps, 200);
-  ASSERT_EQ(adopted.notes.size(), 2u);
+  EXPECT_EQ(adopted.section<MultVAEConfig>().beta_cap, 0.3);
+  ASSERT_EQ(adopted.notes.size(), 3u);
   EXPECT_NE(adopted.notes[0].find("multvae.hidden_dim is 40, the actor run's"), std::string::npos) << adopted.notes[0];
   EXPECT_NE(adopted.notes[0].find("not this config's 64"), std::string::npos) << adopted.notes[0];
+  EXPECT_NE(adopted.notes[2].find("multvae.beta_cap is 0.3, "), std::string::npos) << adopted.notes[2];
+  EXPECT_NE(adopted.notes[2].find("not this config's 0.2"), std::string::npos) << adopted.notes[2];
   EXPECT_EQ(c.section<MultVAEConfig>().hidden_dim, 64);  // the Trainer adopts into its own copy
   Trainer t(c, *comm);
   // The loaded actor scores as the best model of the actor run did.
