@@ -1,8 +1,6 @@
 #include "recvae/models/ract.h"
 
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -15,6 +13,7 @@
 #include "recvae/models/multvae.h"
 #include "recvae/models/recvae.h"
 #include "recvae/util/config.h"
+#include "recvae/util/config_text.h"
 #include "recvae/util/error.h"
 #include "recvae/util/run_dir.h"
 
@@ -313,23 +312,6 @@ void RaCTConfig::declare(KeyTable& t) {
 // section that the run's config.yaml lacks (written by an older build) keeps this config's
 // value; the shape check when the archive loads (load_actor) still refuses a mismatch. A run
 // directory without config.yaml, or of another model type, is left to load_actor to refuse.
-namespace {
-
-// A value as a person reads it: config.yaml keeps 17 significant digits (0.29999999999999999),
-// a note needs 6.
-std::string readable(const YAML::Node& n) {
-  const std::string text = YAML::Dump(n);
-  if (!n.IsScalar() || text.find_first_of(".eE") == std::string::npos) return text;
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (end != text.c_str() + text.size()) return text;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  return buf;
-}
-
-}  // namespace
-
 std::vector<std::string> RaCTConfig::adopt(Config& c) {
   if (actor_run.empty()) return {};
   const std::string file = RunDir(actor_run).config();
@@ -357,8 +339,8 @@ std::vector<std::string> RaCTConfig::adopt(Config& c) {
     k.read(value, k.name);
     const YAML::Node after = k.write();
     if (YAML::Dump(after) != YAML::Dump(before))
-      notes.push_back("ract.actor_run: " + k.name + " is " + readable(after) + ", the actor run's (" + file +
-                      "), not this config's " + readable(before));
+      notes.push_back("ract.actor_run: " + k.name + " is " + shown_value(after) + ", the actor run's (" + file +
+                      "), not this config's " + shown_value(before));
   }
   return notes;
 }

@@ -1,4 +1,5 @@
 #include "recvae/util/config.h"
+#include "recvae/util/config_text.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -512,10 +513,6 @@ Config read_config(const std::string& yaml_text, const std::string& source, cons
   return config;
 }
 
-namespace {
-
-// A default as the docs write it: numbers with 6 significant digits (0.15, not the
-// 0.14999999999999999 that config.yaml keeps for an exact round trip), lists in brackets.
 std::string shown_value(const YAML::Node& n) {
   if (n.IsSequence()) {
     std::string out;
@@ -537,8 +534,6 @@ std::string shown_value(const YAML::Node& n) {
     return text;
   }
 }
-
-}  // namespace
 
 std::vector<std::string> config_key_rows(const std::vector<SectionType>& types) {
   Config c;
