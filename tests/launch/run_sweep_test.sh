@@ -44,10 +44,21 @@
 #   fixed, train.epochs swept with --halving, --halving for EASE; --dry-run lists the trials and
 #   starts none; every sweep file of configs/sweeps/ passes --dry-run, and the Gowalla ones but
 #   EASE's grid have the same number of trials, at least 12.
+# MODE table (about 1 minute): launch/sweep_table.sh over three small sweeps on the tiny set:
+#   Mult-VAE (3 widths, its file's halving section), RaCT (2 actor learning rates, its fixed
+#   ract.actor_run naming the Mult-VAE sweep's winner/ as the Gowalla file does) and EASE (2
+#   lambdas), as one command: exit 0; the Mult-VAE sweep ran with halving (sweep.json); every RaCT
+#   trial was trained from the Mult-VAE sweep's winning trial directory (its config.yaml);
+#   table.md and table.json hold one row per sweep, each row its sweep.json's winner and figures,
+#   ranked by test NDCG@100, with the first's lead named; the same command again starts no trial
+#   and writes the same table; a RaCT trial whose config.yaml names another actor makes the table
+#   refuse that sweep (exit 1, naming the trial) and still run the others; a bad third sweep file
+#   is refused with exit 2 before anything starts (no directory made); --report rewrites the table
+#   from the directories alone.
 set -uo pipefail
 
 if [[ $# -ne 3 ]]; then
-  echo "usage: bash tests/launch/run_sweep_test.sh local|halving|refusals BIN_DIR SOURCE_DIR" >&2
+  echo "usage: bash tests/launch/run_sweep_test.sh local|halving|refusals|table BIN_DIR SOURCE_DIR" >&2
   exit 1
 fi
 MODE=$1
@@ -64,8 +75,8 @@ fail() {
 }
 
 case "$MODE" in
-  local | halving | refusals) ;;
-  *) echo "run_sweep_test.sh: MODE is local, halving or refusals, got '$MODE'" >&2; exit 1 ;;
+  local | halving | refusals | table) ;;
+  *) echo "run_sweep_test.sh: MODE is local, halving, refusals or table, got '$MODE'" >&2; exit 1 ;;
 esac
 for b in recvae_dist recvae_synth; do
   [[ -x "$BIN_DIR/$b" ]] || fail "$BIN_DIR/$b not found or not executable"
@@ -444,6 +455,120 @@ for spec, v, got, want in bad:
 sys.exit(1 if bad else 0)
 PY
   say "a winner at an end of its space is flagged"
+fi
+
+# ------------------------------------------------------------------------------------------------
+if [[ "$MODE" == table ]]; then
+  TABLE=$SRC_DIR/launch/sweep_table.sh
+  cat >"$TMP/t-multvae.yaml" <<'EOF2'
+base: configs/multvae/quickstart.yaml
+fixed: {train.epochs: 3, multvae.hidden_dim: 64}
+space:
+  multvae.latent_dim: [8, 16, 32]
+halving: {eta: 3, min_epochs: 1, max_epochs: 3}
+EOF2
+  cat >"$TMP/t-ract.yaml" <<'EOF2'
+base: configs/ract/quickstart.yaml
+fixed:
+  ract.actor_epochs: 0
+  ract.actor_run: runs/sweeps/t-multvae/winner
+  ract.critic_epochs: 1
+  ract.ac_epochs: 2
+space:
+  ract.actor_lr: [0.00001, 0.0001]
+EOF2
+  cat >"$TMP/t-ease.yaml" <<'EOF2'
+base: configs/ease/quickstart.yaml
+space:
+  ease.lambda: [10, 100]
+EOF2
+  sweeps=("$TMP/t-multvae.yaml" "$TMP/t-ract.yaml" "$TMP/t-ease.yaml")
+  common=(--set "data.path=$TMP/tiny.h5" --set train.threads=1)
+  started() { grep -c ': started' "$1"; }
+
+  # --- 1. the table in one command ---
+  rc=0
+  bash "$TABLE" "${sweeps[@]}" --out "$TMP/t" "${common[@]}" >"$TMP/t1.log" 2>&1 || rc=$?
+  cat "$TMP/t1.log"
+  [[ $rc -eq 0 ]] || fail "sweep_table.sh exited with status $rc"
+  [[ $(started "$TMP/t1.log") -eq 7 ]] || fail "expected 7 trials started (3 + 2 + 2), got $(started "$TMP/t1.log")"
+  check_table() {
+    "$PY" - "$TMP/t" <<'PY'
+import json, os, sys, yaml
+out = sys.argv[1]
+table = json.load(open(os.path.join(out, "table.json")))
+rows = table["rows"]
+bad = []
+if [r["sweep"] for r in rows] != sorted([r["sweep"] for r in rows], key=lambda n: -next(
+        r["winner"]["test"]["ndcg@100"] for r in rows if r["sweep"] == n)):
+    bad.append("rows not ranked by the winners' test ndcg@100")
+if sorted(r["sweep"] for r in rows) != ["t-ease", "t-multvae", "t-ract"]:
+    bad.append("rows %s" % [r["sweep"] for r in rows])
+md = open(os.path.join(out, "table.md")).read()
+for r in rows:
+    doc = json.load(open(os.path.join(out, r["sweep"], "sweep.json")))
+    w = doc["winner"]
+    if not r["finished"] or r["trials_done"] != doc["trials_planned"]:
+        bad.append("%s: not finished" % r["sweep"])
+    if r["winner"]["trial"] != w["trial"] or r["winner"]["test"] != w["test"] or r["winner"]["validation"] != w["validation"]:
+        bad.append("%s: the row's winner is not sweep.json's" % r["sweep"])
+    best = max(doc["trials"], key=lambda t: t["validation_ndcg@100"] if t["validation_ndcg@100"] is not None else -1)
+    if best["trial"] != w["trial"]:
+        bad.append("%s: winner %s is not the best by validation (%s)" % (r["sweep"], w["trial"], best["trial"]))
+    line = [l for l in md.splitlines() if "(`%s`)" % r["sweep"] in l]
+    if len(line) != 1 or "%.4f" % w["test"]["ndcg@100"] not in line[0] or "%.4f" % w["validation"]["ndcg@100"] not in line[0]:
+        bad.append("%s: table.md's row %s" % (r["sweep"], line))
+first, second = rows[0], rows[1]
+lead = "%+.4f over %s" % (first["winner"]["test"]["ndcg@100"] - second["winner"]["test"]["ndcg@100"], second["model"])
+if lead not in md:
+    bad.append("table.md does not name the lead (%s)" % lead)
+mv = json.load(open(os.path.join(out, "t-multvae", "sweep.json")))
+if not mv.get("halving") or mv["halving"]["eta"] != 3:
+    bad.append("t-multvae ran without its file's halving")
+actor = os.path.realpath(mv["winner"]["run_dir"])
+for name in os.listdir(os.path.join(out, "t-ract", "trials")):
+    cfg = yaml.safe_load(open(os.path.join(out, "t-ract", "trials", name, "config.yaml")))
+    if os.path.realpath(cfg["ract"]["actor_run"]) != actor:
+        bad.append("RaCT trial %s trained from %s, not %s" % (name, cfg["ract"]["actor_run"], actor))
+for b in bad:
+    print("  " + b)
+print("sweep_test(table): %s first (test ndcg@100 %.4f), RaCT from %s" % (
+    first["sweep"], first["winner"]["test"]["ndcg@100"], os.path.basename(actor)))
+sys.exit(1 if bad else 0)
+PY
+  }
+  check_table || fail "the table (above)"
+  cp "$TMP/t/table.md" "$TMP/table1.md"
+
+  # --- 2. the same command again: nothing runs, the same table ---
+  bash "$TABLE" "${sweeps[@]}" --out "$TMP/t" "${common[@]}" >"$TMP/t2.log" 2>&1 || { cat "$TMP/t2.log"; fail "second run exited non-zero"; }
+  [[ $(started "$TMP/t2.log") -eq 0 ]] || { cat "$TMP/t2.log"; fail "the second run started trials"; }
+  diff <(grep '^|' "$TMP/table1.md") <(grep '^|' "$TMP/t/table.md") || fail "the second run changed the table"
+  rm "$TMP/t/table.md" "$TMP/t/table.json"
+  bash "$TABLE" --report --out "$TMP/t" >"$TMP/t3.log" 2>&1 || { cat "$TMP/t3.log"; fail "--report failed"; }
+  diff <(grep '^|' "$TMP/table1.md") <(grep '^|' "$TMP/t/table.md") || fail "--report wrote another table"
+  say "the same command again ran nothing; --report rewrote the same table"
+
+  # --- 3. a RaCT trial trained from another actor is not kept as finished ---
+  cfg=$(ls -d "$TMP"/t/t-ract/trials/*/ | head -n 1)config.yaml
+  sed -i "s|actor_run: .*|actor_run: $TMP/elsewhere|" "$cfg"
+  rc=0
+  bash "$TABLE" "${sweeps[@]}" --out "$TMP/t" "${common[@]}" >"$TMP/t4.log" 2>&1 || rc=$?
+  [[ $rc -eq 1 ]] || { cat "$TMP/t4.log"; fail "a RaCT trial from another actor: exit $rc, expected 1"; }
+  grep -q "t-ract: not started: ract.actor_run: trial .* was trained from $TMP/elsewhere" "$TMP/t4.log" ||
+    { cat "$TMP/t4.log"; fail "no message naming the trial trained from another actor"; }
+  grep -q "sweep 3 of 3" "$TMP/t4.log" || fail "the sweep after the refused one did not run"
+  say "a RaCT sweep with a trial from another actor is refused, naming it; the others go on"
+
+  # --- 4. a bad sweep file: nothing starts ---
+  printf 'base: configs/ease/quickstart.yaml\nspace:\n  ease.lamda: [1, 2]\n' >"$TMP/t-bad.yaml"
+  rc=0
+  bash "$TABLE" "$TMP/t-ease.yaml" "$TMP/t-bad.yaml" --out "$TMP/u" "${common[@]}" >"$TMP/t5.log" 2>&1 || rc=$?
+  [[ $rc -eq 2 ]] || { cat "$TMP/t5.log"; fail "a bad sweep file: exit $rc, expected 2"; }
+  grep -q "ease.lamda" "$TMP/t5.log" || { cat "$TMP/t5.log"; fail "the refusal does not name the key"; }
+  [[ ! -e "$TMP/u" ]] || fail "a refused table made its directory"
+  bash "$TABLE" --help >/dev/null || fail "sweep_table.sh --help failed"
+  say "a bad sweep file is refused before any sweep starts, naming the key"
 fi
 
 say "PASS in $((SECONDS - T0)) s"
