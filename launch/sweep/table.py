@@ -5,9 +5,9 @@
 
 Runs the sweeps one after another, each into DIR/<file name> with its own file's successive
 halving, then writes DIR/table.md and DIR/table.json: one row per sweep with its winner (chosen
-on validation by that sweep) and the winner's test figures. The table is what the issue of a
-fair comparison asks for: every model tuned by the same runner, on the same validation users,
-with the budget its file gives, and only winners' test figures reported.
+on validation by that sweep) and the winner's test figures: every model tuned by the same
+runner, on the same validation users, with the budget its file gives, and only the winners' test
+figures reported.
 
 Every sweep file is checked first (`sweep.sh --dry-run`), so a bad one is refused before any
 trial of any sweep starts. Running the same command again skips finished trials and sweeps (the
@@ -63,23 +63,19 @@ def say(msg):
 
 
 class Entry:
-    """One sweep of the table: its file, name (the file's name without .yaml) and directory."""
+    """One sweep of the table: its file, name (the file's name without .yaml) and directory.
+    `sweep` (the parsed file) is None for a sweep listed from its directory by --report alone."""
 
-    def __init__(self, path, out):
+    def __init__(self, path, out, parse=True):
         self.path = path
-        self.sweep = read_sweep(path)
         self.name = os.path.splitext(os.path.basename(path))[0]
         self.dir = os.path.join(out, self.name)
-        self.eta = self.sweep.halving.get("eta")
+        self.sweep = read_sweep(path) if parse else None
+        self.eta = self.sweep.halving.get("eta") if self.sweep else None
 
     def summary(self):
         """sweep.json of this sweep's directory, or None when it has none yet."""
-        path = os.path.join(self.dir, "sweep.json")
-        try:
-            with open(path, encoding="utf-8") as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            return None
+        return read_summary(self.dir)
 
 
 def actor_links(entry, earlier):
@@ -162,12 +158,11 @@ def parse_args(argv):
 
 
 def entries_of(args):
-    paths = list(args.sweeps)
-    if not paths:  # --report without files: every sweep directory of --out, in name order
-        paths = [s["sweep_file"] for s in (read_summary(os.path.join(args.out, d))
-                                           for d in sorted(os.listdir(args.out))) if s]
+    if not args.sweeps:  # --report without files: every sweep directory of --out, in name order
+        return [Entry(d + ".yaml", args.out, parse=False) for d in sorted(os.listdir(args.out))
+                if read_summary(os.path.join(args.out, d))]
     entries = []
-    for p in paths:
+    for p in args.sweeps:
         e = Entry(p, args.out)
         if any(x.name == e.name for x in entries):
             raise SweepError("%s: two sweep files named %s.yaml; each needs its own directory %s" % (
@@ -199,7 +194,7 @@ def check_all(entries, args):
 
 def row_of(entry, doc):
     w = doc.get("winner") if doc else None
-    row = {"sweep": entry.name, "sweep_file": entry.path, "model": doc.get("model") if doc else None,
+    row = {"sweep": entry.name, "sweep_file": doc.get("sweep_file") if doc else entry.path, "model": doc.get("model") if doc else None,
            "search": doc.get("search") if doc else None,
            "trials_planned": doc.get("trials_planned") if doc else None,
            "trials_done": doc.get("trials_done", 0) if doc else 0,
