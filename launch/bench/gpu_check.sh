@@ -5,6 +5,12 @@
 # gpu-out/): build.log, tests.log, bench-*.json/.txt, gowalla-final.json.
 #   bash launch/bench/gpu_check.sh              # everything
 #   STEPS=20 SKIP_GOWALLA=1 bash launch/bench/gpu_check.sh
+#   SKIP_TESTS=1 SKIP_BENCH=1 GOWALLA_EPOCHS=0 SWEEPS="recvae multvae ract" SWEEP_SECONDS=480 \
+#     bash launch/bench/gpu_check.sh              # the fair table's slowest sweeps only
+# SWEEPS: after the Gowalla run, the fair table's sweeps of those models (configs/sweeps/gowalla-M.yaml,
+# launch/sweep_table.sh, SWEEP_PARALLEL trials at a time on the one GPU, default 4) for at most
+# SWEEP_SECONDS; their reports (not the trial directories) land in $OUT/fair/. Stopped by the time
+# limit, the sweeps checkpoint and report what has finished.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 OUT=${OUT:-gpu-out}
@@ -39,11 +45,14 @@ fi
 B=build-gpu
 ldd "$B/recvae_dist" | grep -Ei "nccl|cudart|torch_cuda" | tee -a "$OUT/summary.txt"
 
-log "tests (GPU equality tests + the whole suite)"
-"$B/tests/recvae_core_tests" --gtest_filter='DevicePath.*' > "$OUT/tests-gpu.log" 2>&1; log "device tests rc=$?"
-(cd "$B" && ctest --output-on-failure -j 8 > "../$OUT/tests.log" 2>&1); log "ctest rc=$? ($(tail -n 3 "$OUT/tests.log" | head -n 1))"
+if [[ "${SKIP_TESTS:-0}" != "1" ]]; then
+  log "tests (GPU equality tests + the whole suite)"
+  "$B/tests/recvae_core_tests" --gtest_filter='DevicePath.*' > "$OUT/tests-gpu.log" 2>&1; log "device tests rc=$?"
+  (cd "$B" && ctest --output-on-failure -j 8 > "../$OUT/tests.log" 2>&1); log "ctest rc=$? ($(tail -n 3 "$OUT/tests.log" | head -n 1))"
+fi
 
-for preset in ml-20m netflix msd; do
+[[ "${SKIP_BENCH:-0}" == "1" ]] && presets=() || presets=(ml-20m netflix msd)
+for preset in "${presets[@]}"; do
   for bs in 500 4096; do
     log "bench $preset batch $bs"
     timeout 300 "$B/recvae_bench" --preset "$preset" --steps "$STEPS" --set train.batch_size=$bs \
@@ -51,12 +60,14 @@ for preset in ml-20m netflix msd; do
     tee -a "$OUT/summary.txt" <"$OUT/bench-$preset-b$bs.txt"
   done
 done
+[[ "${SKIP_BENCH:-0}" == "1" ]] || {
 log "bench ml-20m, tf32"
 timeout 300 "$B/recvae_bench" --preset ml-20m --steps "$STEPS" --set train.precision=tf32 \
   --json "$OUT/bench-ml-20m-tf32.json" 2>&1 | tee -a "$OUT/summary.txt"
 log "bench ml-20m, NCCL backend under mpirun -np 1"
 timeout 300 mpirun -np 1 "$B/recvae_bench" --preset ml-20m --steps "$STEPS" --set dist.backend=nccl \
   --json "$OUT/bench-ml-20m-nccl.json" 2>&1 | tee -a "$OUT/summary.txt"
+}
 
 if [[ "${SKIP_GOWALLA:-0}" != "1" ]]; then
   for d in ../shared/data/gowalla/reference_split shared/data/gowalla/reference_split; do
@@ -65,12 +76,30 @@ if [[ "${SKIP_GOWALLA:-0}" != "1" ]]; then
   if [[ -n "${split_dir:-}" ]]; then
     tmp=$(mktemp -d); cp "$split_dir"/* "$tmp"/; gunzip -f "$tmp"/*.gz
     "$B/recvae_prep" --format liang --input "$tmp" --output "$tmp/gowalla.h5" --quiet
-    log "gowalla, 30 epochs"
-    timeout 400 "$B/recvae_dist" configs/gowalla.yaml --set data.path="$tmp/gowalla.h5" \
-      --set train.epochs="${GOWALLA_EPOCHS:-30}" --set output.dir="$tmp/run" --set output.checkpoint_every=0 \
-      > "$OUT/gowalla.log" 2>&1
-    cp "$tmp/run/final.json" "$OUT/gowalla-final.json" 2>/dev/null; cp "$tmp/run/metrics.jsonl" "$OUT/gowalla-metrics.jsonl" 2>/dev/null
-    tail -n 2 "$OUT/gowalla.log" | tee -a "$OUT/summary.txt"
+    if [[ "${GOWALLA_EPOCHS:-30}" != "0" ]]; then
+      log "gowalla, ${GOWALLA_EPOCHS:-30} epochs"
+      timeout 400 "$B/recvae_dist" configs/gowalla.yaml --set data.path="$tmp/gowalla.h5" \
+        --set train.epochs="${GOWALLA_EPOCHS:-30}" --set output.dir="$tmp/run" --set output.checkpoint_every=0 \
+        > "$OUT/gowalla.log" 2>&1
+      cp "$tmp/run/final.json" "$OUT/gowalla-final.json" 2>/dev/null; cp "$tmp/run/metrics.jsonl" "$OUT/gowalla-metrics.jsonl" 2>/dev/null
+      tail -n 2 "$OUT/gowalla.log" | tee -a "$OUT/summary.txt"
+    fi
+    if [[ -n "${SWEEPS:-}" ]]; then
+      files=()
+      for m in $SWEEPS; do files+=("configs/sweeps/gowalla-$m.yaml"); done
+      log "sweeps ($SWEEPS), at most ${SWEEP_SECONDS:-480} s"
+      timeout -s TERM "${SWEEP_SECONDS:-480}" bash launch/sweep_table.sh "${files[@]}" --out "$tmp/fair" \
+        --parallel "${SWEEP_PARALLEL:-4}" --set data.path="$tmp/gowalla.h5" --bin "$B/recvae_dist" \
+        > "$OUT/sweeps.log" 2>&1
+      log "sweeps rc=$?"
+      mkdir -p "$OUT/fair"
+      cp "$tmp/fair/table.md" "$tmp/fair/table.json" "$OUT/fair/" 2>/dev/null
+      for d in "$tmp"/fair/*/; do
+        mkdir -p "$OUT/fair/$(basename "$d")"
+        cp "$d"sweep.md "$d"sweep.json "$d"sweep.csv "$d"winner.yaml "$OUT/fair/$(basename "$d")/" 2>/dev/null
+      done
+      tee -a "$OUT/summary.txt" < "$OUT/fair/table.md"
+    fi
   else
     log "gowalla split not found: skipped"
   fi

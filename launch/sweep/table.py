@@ -27,6 +27,7 @@ winner is not started.
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -268,6 +269,29 @@ def write_table(entries, out):
     return ranked
 
 
+def run_sweep(cmd):
+    """Runs one sweep.py; SIGINT, SIGTERM and SIGHUP sent to the table (a scheduler's or
+    `timeout`'s, which reach this process only) are passed on to it, so that its trials
+    checkpoint and it exits 3 with its report written, and the table is written after it."""
+    child = subprocess.Popen(cmd)
+
+    def forward(signum, _frame):
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, forward) for s in signals}
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:  # a second Ctrl-C while waiting: keep waiting for the child
+                continue
+    finally:
+        for s in signals:
+            signal.signal(s, previous[s])
+
+
 def run_all(entries, models, args):
     """Runs the sweeps in order; returns the table's exit status."""
     status = 0
@@ -294,7 +318,7 @@ def run_all(entries, models, args):
         say("sweep %d of %d: %s -> %s%s" % (i + 1, len(entries), e.path, e.dir,
                                              " (halving, eta %d)" % e.eta
                                              if e.eta and models[e.name] not in NO_HALVING else ""))
-        rc = subprocess.call(sweep_command(e, args, models[e.name], extra))
+        rc = run_sweep(sweep_command(e, args, models[e.name], extra))
         if rc in (2, 3):
             say("%s: sweep.sh exited %d; the table stops here (run the same command again to go on)" % (e.name, rc))
             return rc
