@@ -54,7 +54,8 @@
 #   and writes the same table; a RaCT trial whose config.yaml names another actor makes the table
 #   refuse that sweep (exit 1, naming the trial) and still run the others; a bad third sweep file
 #   is refused with exit 2 before anything starts (no directory made); --report rewrites the table
-#   from the directories alone.
+#   from the directories alone; SIGTERM to the table's process alone stops the running sweep (exit
+#   3, the table written and marked not finished, no process left), and the same command finishes it.
 set -uo pipefail
 
 if [[ $# -ne 3 ]]; then
@@ -569,6 +570,24 @@ PY
   [[ ! -e "$TMP/u" ]] || fail "a refused table made its directory"
   bash "$TABLE" --help >/dev/null || fail "sweep_table.sh --help failed"
   say "a bad sweep file is refused before any sweep starts, naming the key"
+
+  # --- 5. SIGTERM to the table alone (as from timeout or a scheduler) reaches the running sweep ---
+  bash "$TABLE" "$TMP/t-multvae.yaml" "$TMP/t-ease.yaml" --out "$TMP/w" "${common[@]}" >"$TMP/t6.log" 2>&1 &
+  runner_pid=$!
+  for _ in $(seq 1 300); do grep -q ': started' "$TMP/t6.log" 2>/dev/null && break; sleep 0.1; done
+  grep -q ': started' "$TMP/t6.log" || { cat "$TMP/t6.log"; fail "no trial started within 30 s"; }
+  kill -TERM "$runner_pid"
+  rc=0; wait "$runner_pid" || rc=$?
+  runner_pid=
+  [[ $rc -eq 3 ]] || { cat "$TMP/t6.log"; fail "SIGTERM to the table: exit $rc, expected 3"; }
+  grep -qF "(**not finished**)" "$TMP/w/table.md" || { cat "$TMP/w/table.md"; fail "the stopped table is not marked so"; }
+  [[ ! -e "$TMP/w/t-ease" ]] || fail "the sweep after the stopped one was started"
+  sleep 0.5
+  ! pgrep -f "$TMP/w/" >/dev/null || fail "processes of the stopped table are left: $(pgrep -af "$TMP/w/")"
+  bash "$TABLE" "$TMP/t-multvae.yaml" "$TMP/t-ease.yaml" --out "$TMP/w" "${common[@]}" >"$TMP/t7.log" 2>&1 ||
+    { cat "$TMP/t7.log"; fail "the stopped table run again did not finish"; }
+  ! grep -qF "(**not finished**)" "$TMP/w/table.md" || fail "the table run again to the end is still marked not finished"
+  say "SIGTERM to the table stops its sweep (exit 3, table written, nothing left running); run again, it finishes"
 fi
 
 say "PASS in $((SECONDS - T0)) s"
