@@ -17,9 +17,5 @@ launch_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=launch/lib/python.sh
 source "$launch_dir/lib/python.sh"
 
-if ! py=$(recvae_python_with yaml matplotlib) && ! py=$(recvae_python_with yaml); then
-  echo "sweep.sh: no Python 3 with PyYAML found (apt-get install python3-yaml, or point RECVAE_PYTHON" \
-    "at one)" >&2
-  exit 2
-fi
+py=$(recvae_python_for_sweeps sweep.sh) || exit 2
 exec "$py" "$launch_dir/sweep/sweep.py" "$@"

@@ -47,6 +47,16 @@ recvae_python_with() {
   return 1
 }
 
+# Prints the interpreter of the sweep scripts (launch/sweep/*.py): one with PyYAML and matplotlib,
+# else one with PyYAML (sweep.png is then skipped); status 1 and a message on stderr naming the
+# caller ($1) when none has PyYAML.
+recvae_python_for_sweeps() {
+  recvae_python_with yaml matplotlib || recvae_python_with yaml || {
+    echo "$1: no Python 3 with PyYAML found (apt-get install python3-yaml, or point RECVAE_PYTHON at one)" >&2
+    return 1
+  }
+}
+
 # Prints an interpreter for stdlib-only work (tables): the plotting one when there is one, else
 # the first python3 found; status 1 when there is none.
 recvae_python_any() {

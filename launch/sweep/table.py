@@ -34,13 +34,12 @@ import time
 
 import yaml
 
+from report import fmt
+from results import METRICS, read_json
 from space import SweepError, format_value, read_sweep
-from sweep import Plan
+from sweep import NO_EPOCHS, Plan
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SWEEP_PY = os.path.join(HERE, "sweep.py")
-METRICS = ("ndcg@100", "recall@20", "recall@50")
-NO_HALVING = ("ease", "slim", "ract")   # sweep.py's NO_EPOCHS: fitted, or their own epoch keys
+SWEEP_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sweep.py")
 
 USAGE = """launch/sweep_table.sh SWEEP.yaml [SWEEP.yaml ...] --out DIR [options]
 
@@ -113,7 +112,7 @@ def trained_from_another(entry, key, run_dir):
 
 def sweep_command(entry, args, model, extra_sets):
     cmd = [sys.executable, SWEEP_PY, entry.path, "--out", entry.dir]
-    if entry.eta is not None and model not in NO_HALVING:
+    if entry.eta is not None and model not in NO_EPOCHS:
         cmd += ["--halving", str(entry.eta)]
     if args.parallel is not None:
         cmd += ["--parallel", str(args.parallel)]
@@ -173,11 +172,8 @@ def entries_of(args):
 
 
 def read_summary(d):
-    try:
-        with open(os.path.join(d, "sweep.json"), encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+    """A sweep directory's sweep.json, or None."""
+    return read_json(os.path.join(d, "sweep.json"))
 
 
 def check_all(entries, args):
@@ -194,27 +190,22 @@ def check_all(entries, args):
 
 
 def row_of(entry, doc):
-    w = doc.get("winner") if doc else None
-    row = {"sweep": entry.name, "sweep_file": doc.get("sweep_file") if doc else entry.path, "model": doc.get("model") if doc else None,
-           "search": doc.get("search") if doc else None,
-           "trials_planned": doc.get("trials_planned") if doc else None,
-           "trials_done": doc.get("trials_done", 0) if doc else 0,
-           "epochs_trained": doc.get("epochs_trained") if doc else None,
-           "trainer_seconds": doc.get("trainer_seconds") if doc else None,
-           "wall_seconds": doc.get("wall_seconds_all_invocations") if doc else None,
-           "finished": bool(doc) and doc.get("trials_done") == doc.get("trials_planned") and w is not None,
+    doc = doc or {}
+    w = doc.get("winner")
+    row = {"sweep": entry.name, "sweep_file": doc.get("sweep_file", entry.path), "model": doc.get("model"),
+           "search": doc.get("search"), "trials_planned": doc.get("trials_planned"),
+           "trials_done": doc.get("trials_done", 0), "epochs_trained": doc.get("epochs_trained"),
+           "trainer_seconds": doc.get("trainer_seconds"),
+           "wall_seconds": doc.get("wall_seconds_all_invocations"),
+           "finished": w is not None and doc.get("trials_done") == doc.get("trials_planned"),
            "winner": None}
-    if doc and doc.get("halving"):
+    if doc.get("halving"):
         row["epochs_full_sweep"] = doc["halving"].get("epochs_full_sweep")
     if w:
         row["winner"] = {"trial": w["trial"], "overrides": w["overrides"], "best_epoch": w["best_epoch"],
                          "run_dir": w["run_dir"], "at_edge": w.get("at_edge", {}),
                          "validation": w["validation"], "test": w["test"]}
     return row
-
-
-def fmt(x, digits=4):
-    return "" if x is None else "%.*f" % (digits, x)
 
 
 def seconds(x):
@@ -317,7 +308,7 @@ def run_all(entries, models, args):
             continue
         say("sweep %d of %d: %s -> %s%s" % (i + 1, len(entries), e.path, e.dir,
                                              " (halving, eta %d)" % e.eta
-                                             if e.eta and models[e.name] not in NO_HALVING else ""))
+                                             if e.eta and models[e.name] not in NO_EPOCHS else ""))
         rc = run_sweep(sweep_command(e, args, models[e.name], extra))
         if rc in (2, 3):
             say("%s: sweep.sh exited %d; the table stops here (run the same command again to go on)" % (e.name, rc))
