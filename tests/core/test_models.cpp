@@ -120,6 +120,7 @@ TEST(CDAE, HeldOutUsersFitTheirVectorOnTheFoldInWithTheNetworkFrozen) {
   CDAEConfig cfg;
   cfg.hidden_dim = 6;
   cfg.foldin_steps = 30;
+  cfg.l2 = 0.05;
   CDAEModel model(cfg, 0.0, context());
   Batch b(0.0, 0);
   auto before = model.net()->w.clone();
@@ -134,6 +135,22 @@ TEST(CDAE, HeldOutUsersFitTheirVectorOnTheFoldInWithTheNetworkFrozen) {
     return (b.x * torch::log(p) + (1 - b.x) * torch::log(1 - p)).sum().item<double>();
   };
   EXPECT_GT(ll(fitted), ll(zero_v_logits) + 1e-3);
+  // Note [Fold-in gradient]: the written-out gradient takes the steps that autograd's would, on
+  // the same objective (log-likelihood minus l2/2 |V_u|^2), from the dense rows.
+  auto ref_v = torch::zeros({b.x.size(0), cfg.hidden_dim}).requires_grad_(true);
+  torch::optim::Adam ref_opt(std::vector<torch::Tensor>{ref_v}, torch::optim::AdamOptions(cfg.foldin_lr));
+  auto ref_logits = [&] {
+    return torch::sigmoid(b.x.matmul(n->w) + n->b + ref_v).matmul(n->out->weight.t()) + n->out->bias;
+  };
+  for (int s = 0; s < cfg.foldin_steps; ++s) {
+    auto l = ref_logits();
+    auto ll_rows = (b.x * torch::log_sigmoid(l) + (1 - b.x) * torch::log_sigmoid(-l)).sum(1);
+    auto objective = -(ll_rows - 0.5 * cfg.l2 * ref_v.pow(2).sum(1)).sum();
+    ref_v.mutable_grad() = torch::autograd::grad({objective}, {ref_v})[0];
+    ref_opt.step();
+  }
+  torch::NoGradGuard no_grad;
+  expect_close(fitted, ref_logits(), 1e-4, 1e-4);
   CDAEConfig none = cfg;
   none.foldin_steps = 0;
   CDAEModel unfitted(none, 0.0, context());
