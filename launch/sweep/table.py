@@ -203,9 +203,22 @@ def row_of(entry, doc):
         row["epochs_full_sweep"] = doc["halving"].get("epochs_full_sweep")
     if w:
         row["winner"] = {"trial": w["trial"], "overrides": w["overrides"], "best_epoch": w["best_epoch"],
-                         "run_dir": w["run_dir"], "at_edge": w.get("at_edge", {}),
+                         "epochs": w.get("epochs"), "run_dir": w["run_dir"], "at_edge": w.get("at_edge", {}),
                          "validation": w["validation"], "test": w["test"]}
     return row
+
+
+def best_epoch_cell(row):
+    """"B of N", and "still improving" where the winner's best epoch is the last it trained: patience
+    did not stop it, its epoch budget did, so more epochs may well give more (the edge of the
+    space's epochs, as at_edge is of its keys)."""
+    w = row["winner"]
+    if not w or w["best_epoch"] is None:
+        return ""
+    if row["model"] in NO_EPOCHS or not w.get("epochs"):
+        return str(w["best_epoch"])
+    cell = "%d of %d" % (w["best_epoch"], w["epochs"])
+    return cell + (", **still improving**" if w["best_epoch"] == w["epochs"] else "")
 
 
 def seconds(x):
@@ -244,7 +257,7 @@ def write_table(entries, out):
             for key, where in w["at_edge"].items():
                 settings += "; `%s` is %s" % (key, where)
         cells = ["%s (`%s`)" % (r["model"] or "?", r["sweep"]), trials, epochs, settings,
-                 str(w["best_epoch"]) if w and w["best_epoch"] is not None else "",
+                 best_epoch_cell(r),
                  fmt(w["validation"]["ndcg@100"]) if w else ""]
         cells += [fmt(w["test"][m]) if w else "" for m in METRICS]
         cells += [seconds(r[k]) for k in ("trainer_seconds", "wall_seconds")]

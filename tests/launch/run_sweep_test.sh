@@ -519,6 +519,11 @@ for r in rows:
     line = [l for l in md.splitlines() if "(`%s`)" % r["sweep"] in l]
     if len(line) != 1 or "%.4f" % w["test"]["ndcg@100"] not in line[0] or "%.4f" % w["validation"]["ndcg@100"] not in line[0]:
         bad.append("%s: table.md's row %s" % (r["sweep"], line))
+    elif r["model"] not in ("ease", "ract"):  # sweep.NO_EPOCHS: their epochs are not train.epochs
+        # A winner whose best epoch is its last was stopped by its budget, not by patience.
+        cell = "%d of %d" % (w["best_epoch"], w["epochs"])
+        if ("| " + cell) not in line[0] or ("still improving" in line[0]) != (w["best_epoch"] == w["epochs"]):
+            bad.append("%s: best epoch %s of %s shown as %s" % (r["sweep"], w["best_epoch"], w["epochs"], line[0]))
 first, second = rows[0], rows[1]
 lead = "%+.4f over %s" % (first["winner"]["test"]["ndcg@100"] - second["winner"]["test"]["ndcg@100"], second["model"])
 if lead not in md:
