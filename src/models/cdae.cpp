@@ -81,19 +81,18 @@ torch::Tensor CDAEModel::scores(const SparseBatch& fold_in) {
   torch::NoGradGuard guard;
   const auto first = sparse_linear(net_->w, net_->b, fold_in, fold_in.values);
   const auto& w_out = net_->out->weight;  // [items, hidden]
-  const auto& b_out = net_->out->bias;
   auto v = torch::zeros({fold_in.rows, users_.size(1)}, users_.options()).requires_grad_(true);
   torch::optim::Adam opt(std::vector<torch::Tensor>{v}, torch::optim::AdamOptions(foldin_lr_));
   const auto positives = fold_in.nnz_row * w_out.size(0) + fold_in.cols;
   for (int s = 0; s < foldin_steps_; ++s) {
     auto h = torch::sigmoid(first + v);
-    auto p = torch::addmm(b_out, h, w_out.t()).sigmoid_();
+    auto p = net_->out(h).sigmoid_();
     p.view({-1}).index_add_(0, positives, -fold_in.values);
     auto g_h = p.mm(w_out);
     v.mutable_grad() = g_h.mul_(h * (1 - h)).add_(v, l2_);
     opt.step();
   }
-  return torch::addmm(b_out, torch::sigmoid(first + v), w_out.t());
+  return net_->out(torch::sigmoid(first + v));
 }
 
 std::unique_ptr<CDAEModel> make_cdae(const Config& c, const ModelContext& ctx) {

@@ -494,9 +494,11 @@ EOF2
   [[ $rc -eq 0 ]] || fail "sweep_table.sh exited with status $rc"
   [[ $(started "$TMP/t1.log") -eq 7 ]] || fail "expected 7 trials started (3 + 2 + 2), got $(started "$TMP/t1.log")"
   check_table() {
-    "$PY" - "$TMP/t" <<'PY'
+    "$PY" - "$TMP/t" "$SRC_DIR/launch/sweep" <<'PY'
 import json, os, sys, yaml
 out = sys.argv[1]
+sys.path.insert(0, sys.argv[2])
+from sweep import NO_EPOCHS
 table = json.load(open(os.path.join(out, "table.json")))
 rows = table["rows"]
 bad = []
@@ -519,7 +521,7 @@ for r in rows:
     line = [l for l in md.splitlines() if "(`%s`)" % r["sweep"] in l]
     if len(line) != 1 or "%.4f" % w["test"]["ndcg@100"] not in line[0] or "%.4f" % w["validation"]["ndcg@100"] not in line[0]:
         bad.append("%s: table.md's row %s" % (r["sweep"], line))
-    elif r["model"] not in ("ease", "ract"):  # sweep.NO_EPOCHS: their epochs are not train.epochs
+    elif r["model"] not in NO_EPOCHS:
         # A winner whose best epoch is its last was stopped by its budget, not by patience.
         cell = "%d of %d" % (w["best_epoch"], w["epochs"])
         if ("| " + cell) not in line[0] or ("still improving" in line[0]) != (w["best_epoch"] == w["epochs"]):
